@@ -1,0 +1,154 @@
+"""The seed audience of a job: where its user ids come from, and the role that reads them.
+
+Each type renders the part of the StartAudienceGenerationJob request it stands for, with the
+service's own member names, so the custom resource's properties are the API request itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from aws_cdk import aws_iam as iam
+
+__all__ = [
+    "S3DataSource",
+    "SeedAudience",
+    "SqlParameters",
+    "WorkerComputeConfiguration",
+    "WorkerComputeType",
+]
+
+
+@dataclass(frozen=True)
+class WorkerComputeType:
+    """The instance type of the workers that run a SQL seed's protected query.
+
+    API field: ``seedAudience.sqlComputeConfiguration.worker.type``. The constants are the types this
+    release knows; any type of the installed service model is accepted (``WorkerComputeType.of("CR.8X")``)
+    and checked against that model at synth time, so a new type needs no release of this library.
+    """
+
+    value: str
+    """The type as the API spells it, e.g. ``"CR.4X"``."""
+
+    CR_1X: ClassVar[WorkerComputeType]
+    CR_4X: ClassVar[WorkerComputeType]
+    CR_8X: ClassVar[WorkerComputeType]
+
+    @classmethod
+    def of(cls, value: str) -> WorkerComputeType:
+        """A worker type by its API name (checked against the installed service model at synth time)."""
+        return cls(value)
+
+    @classmethod
+    def all(cls) -> list[WorkerComputeType]:
+        """Every worker type the installed botocore service model declares."""
+        from .service_model import worker_types
+
+        return [cls(value) for value in worker_types()]
+
+    def __str__(self) -> str:
+        return self.value
+
+
+WorkerComputeType.CR_1X = WorkerComputeType("CR.1X")
+WorkerComputeType.CR_4X = WorkerComputeType("CR.4X")
+WorkerComputeType.CR_8X = WorkerComputeType("CR.8X")
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerComputeConfiguration:
+    """The compute that runs a SQL seed's protected query. API field: ``seedAudience.sqlComputeConfiguration``."""
+
+    type: WorkerComputeType | str
+    """Worker instance type (``worker.type``). Required."""
+
+    number: int
+    """Number of workers (``worker.number``), 2 to 1024 per the service model. Required."""
+
+    spark_properties: dict[str, str] | None = None
+    """Spark properties for the workers (``worker.properties.spark``). Default: none."""
+
+    def _render(self) -> dict[str, Any]:
+        worker: dict[str, Any] = {"type": str(self.type), "number": self.number}
+        if self.spark_properties is not None:
+            worker["properties"] = {"spark": dict(self.spark_properties)}
+        return {"worker": worker}
+
+
+@dataclass(frozen=True, kw_only=True)
+class S3DataSource:
+    """A seed audience in Amazon S3: a JSON-lines file of ``{"user_id": "..."}``.
+
+    API field: ``seedAudience.dataSource``.
+    """
+
+    s3_uri: str
+    """The seed's location, ``s3://bucket/key`` (``s3Uri``). Required."""
+
+    def _render(self) -> dict[str, Any]:
+        return {"s3Uri": self.s3_uri}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SqlParameters:
+    """A seed audience produced by a protected SQL query in a collaboration. API field: ``seedAudience.sqlParameters``.
+
+    The service model marks these values sensitive: see the README's Security section for what
+    CloudFormation and the Provider framework record of them.
+    """
+
+    query_string: str | None = None
+    """The SQL query (``queryString``). Default: none; exactly one of this and ``analysis_template_arn``."""
+
+    analysis_template_arn: str | None = None
+    """An analysis template of the collaboration (``analysisTemplateArn``). Default: none."""
+
+    parameters: dict[str, str] | None = None
+    """Values for the query's parameters (``parameters``). Default: none."""
+
+    def _render(self) -> dict[str, Any]:
+        rendered: dict[str, Any] = {}
+        if self.query_string is not None:
+            rendered["queryString"] = self.query_string
+        if self.analysis_template_arn is not None:
+            rendered["analysisTemplateArn"] = self.analysis_template_arn
+        if self.parameters is not None:
+            rendered["parameters"] = dict(self.parameters)
+        return rendered
+
+
+@dataclass(frozen=True, kw_only=True)
+class SeedAudience:
+    """Where a job's seed audience comes from, and the role Clean Rooms ML assumes to read it.
+
+    API field: ``seedAudience``. Give exactly one of ``data_source`` and ``sql_parameters``.
+    """
+
+    role: iam.IRole | str
+    """The role Clean Rooms ML assumes to read the seed (``roleArn``): an ``iam.IRole`` or a role ARN. Required."""
+
+    data_source: S3DataSource | None = None
+    """An S3 seed (``dataSource``). Default: none."""
+
+    sql_parameters: SqlParameters | None = None
+    """A protected-query seed (``sqlParameters``). Default: none."""
+
+    sql_compute_configuration: WorkerComputeConfiguration | None = None
+    """Compute for a SQL seed (``sqlComputeConfiguration``). Default: none (the service's default compute)."""
+
+    @property
+    def role_arn(self) -> str:
+        """The seed role's ARN (a token when the role is defined in the app)."""
+        return self.role if isinstance(self.role, str) else self.role.role_arn
+
+    def _render(self) -> dict[str, Any]:
+        rendered: dict[str, Any] = {"roleArn": self.role_arn}
+        if self.data_source is not None:
+            rendered["dataSource"] = self.data_source._render()
+        if self.sql_parameters is not None:
+            rendered["sqlParameters"] = self.sql_parameters._render()
+        if self.sql_compute_configuration is not None:
+            rendered["sqlComputeConfiguration"] = self.sql_compute_configuration._render()
+        return rendered

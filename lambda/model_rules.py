@@ -1,0 +1,322 @@
+"""Walk the botocore service model: restore CloudFormation's strings to API types, and check constraints.
+
+This one module serves both sides. The Lambda handler uses it to decode the custom resource's
+properties (CloudFormation delivers every scalar as a string) and to check them before calling the
+service; the construct library loads the same file at synth time to check the user's props. Every
+number, pattern and enum comes from the installed service model, none is copied here.
+
+Standard library only (the shapes come from botocore, which the caller already has loaded).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, Protocol
+
+__all__ = ["DecodeError", "Problem", "Shape", "check", "decode", "python_name"]
+
+#: Where the construct's Python props do not follow the API member names by snake_case alone.
+_PYTHON_NAMES = {
+    "seedAudience.roleArn": "seed_audience.role",
+    "seedAudience.sqlComputeConfiguration.worker": "seed_audience.sql_compute_configuration",
+    "seedAudience.sqlComputeConfiguration.worker.type": "seed_audience.sql_compute_configuration.type",
+    "seedAudience.sqlComputeConfiguration.worker.number": "seed_audience.sql_compute_configuration.number",
+    "seedAudience.sqlComputeConfiguration.worker.properties": "seed_audience.sql_compute_configuration",
+    "seedAudience.sqlComputeConfiguration.worker.properties.spark": (
+        "seed_audience.sql_compute_configuration.spark_properties"
+    ),
+}
+
+
+#: Shown instead of a value that the service model marks sensitive (SQL parameters and queries).
+REDACTED = "<sensitive value>"
+
+
+class Shape(Protocol):
+    """The parts of botocore.model.Shape that this module reads."""
+
+    name: str
+    type_name: str
+    metadata: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One broken rule: the API member path (dotted), the offending value, and the rule in words."""
+
+    path: str
+    value: Any
+    rule: str
+
+
+class DecodeError(ValueError):
+    """A property cannot be turned into the type its API member requires."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"property {path or '<root>'} ({python_name(path)}): {message}")
+        self.path = path
+
+
+def python_name(path: str) -> str:
+    """The construct prop that an API member path comes from, e.g. seedAudience.s3Uri -> seed_audience.s3_uri."""
+    # Map keys (``tags.team``) keep their own spelling: only the member part is converted.
+    parts = path.split(".")
+    for cut in range(len(parts), 0, -1):
+        head = ".".join(parts[:cut])
+        if head in _PYTHON_NAMES:
+            return ".".join([_PYTHON_NAMES[head], *parts[cut:]])
+    return ".".join(_snake(p) for p in parts)
+
+
+def _snake(member: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", member).lower()
+
+
+def _join(path: str, member: str) -> str:
+    return f"{path}.{member}" if path else member
+
+
+# --------------------------------------------------------------------------------------------------
+# Decoding: CloudFormation hands every scalar over as a string.
+
+
+def decode(value: Any, shape: Any, path: str = "", hidden: bool = False) -> Any:
+    """Return ``value`` converted to the Python types that ``shape`` asks for.
+
+    Strings become booleans and integers where the model says so; structures keep only members the
+    model knows (an unknown member is an error, not silently dropped); maps and lists are walked.
+    """
+    kind = shape.type_name
+    hidden = hidden or bool(shape.metadata.get("sensitive"))
+    if kind == "structure":
+        if not isinstance(value, dict):
+            raise DecodeError(path, f"expected an object, got {type(value).__name__}")
+        members = shape.members
+        unknown = sorted(set(value) - set(members))
+        if unknown:
+            raise DecodeError(path, f"unknown member(s) {', '.join(unknown)}; known: {', '.join(members)}")
+        return {name: decode(item, members[name], _join(path, name), hidden) for name, item in value.items()}
+    if kind == "map":
+        if not isinstance(value, dict):
+            raise DecodeError(path, f"expected a map, got {type(value).__name__}")
+        return {
+            decode(key, shape.key, _join(path, str(key)), hidden): decode(
+                item, shape.value, _join(path, str(key)), hidden
+            )
+            for key, item in value.items()
+        }
+    if kind == "list":
+        if not isinstance(value, list):
+            raise DecodeError(path, f"expected a list, got {type(value).__name__}")
+        return [decode(item, shape.member, f"{path}[{i}]", hidden) for i, item in enumerate(value)]
+    if kind == "boolean":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        raise DecodeError(path, f"expected true or false, got {_describe(value, hidden)}")
+    if kind in ("integer", "long"):
+        if isinstance(value, bool):
+            raise DecodeError(path, f"expected an integer, got {_describe(value, hidden)}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value.strip()):
+            return int(value)
+        raise DecodeError(path, f"expected an integer, got {_describe(value, hidden)}")
+    if kind in ("double", "float"):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise DecodeError(path, f"expected a number, got {_describe(value, hidden)}") from None
+    if kind == "string":
+        if not isinstance(value, str):
+            raise DecodeError(path, f"expected a string, got {_describe(value, hidden)}")
+        return value
+    raise DecodeError(path, f"members of type {kind} are not supported")
+
+
+def _describe(value: Any, hidden: bool) -> str:
+    if hidden:
+        return f"a {type(value).__name__} ({REDACTED})"
+    if isinstance(value, (dict, list)):
+        return f"a {type(value).__name__}"
+    return f"{type(value).__name__} {shorten(value)}"
+
+
+def shorten(value: Any, limit: int = 60) -> str:
+    """A value for an error message: quoted, and cut in the middle when long."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    keep = (limit - 5) // 2
+    return f"{text[:keep]} ... {text[-keep:]} ({len(str(value))} chars)"
+
+
+# --------------------------------------------------------------------------------------------------
+# Checking: every constraint the model declares.
+
+
+@cache
+def _pattern(regex: str) -> re.Pattern[str]:
+    # The service matches the whole value (Java's Pattern.matches), so do we.
+    return re.compile(regex, re.DOTALL)
+
+
+def check(value: Any, shape: Any, path: str = "", is_token: Callable[[Any], bool] | None = None) -> list[Problem]:
+    """Every problem of ``value`` against ``shape``: required members, unknown members, types, lengths,
+    counts, ranges, enums and patterns. Values for which ``is_token(value)`` is true are not checked
+    (they are only known at deploy time)."""
+    problems: list[Problem] = []
+    _check(value, shape, path, is_token or (lambda _v: False), problems, False)
+    return problems
+
+
+def _check(
+    value: Any, shape: Any, path: str, is_token: Callable[[Any], bool], out: list[Problem], hidden: bool
+) -> None:
+    if is_token(value):
+        return
+    kind = shape.type_name
+    meta = shape.metadata
+    hidden = hidden or bool(meta.get("sensitive"))
+    if hidden:
+        out = _Redacting(out)
+    if kind == "structure":
+        if not isinstance(value, dict):
+            out.append(Problem(path, value, "must be an object"))
+            return
+        members = shape.members
+        for name in shape.required_members:
+            if value.get(name) is None:
+                out.append(Problem(_join(path, name), None, "is required"))
+        for name in sorted(set(value) - set(members)):
+            out.append(Problem(_join(path, name), value[name], "is not a member the API knows"))
+        present = [n for n in members if value.get(n) is not None]
+        if meta.get("union") and len(present) > 1:
+            out.append(Problem(path, value, f"only one of {', '.join(present)} may be set"))
+        for name in present:
+            _check(value[name], members[name], _join(path, name), is_token, out, hidden)
+        return
+    if kind == "map":
+        if not isinstance(value, dict):
+            out.append(Problem(path, value, "must be a map"))
+            return
+        _check_count(value, meta, path, "entries", out)
+        for key, item in value.items():
+            _check(key, shape.key, _join(path, str(key)) + " (key)", is_token, out, hidden)
+            _check(item, shape.value, _join(path, str(key)), is_token, out, hidden)
+        return
+    if kind == "list":
+        if not isinstance(value, list):
+            out.append(Problem(path, value, "must be a list"))
+            return
+        _check_count(value, meta, path, "items", out)
+        for i, item in enumerate(value):
+            _check(item, shape.member, f"{path}[{i}]", is_token, out, hidden)
+        return
+    if kind == "boolean":
+        if not isinstance(value, bool):
+            out.append(Problem(path, value, "must be true or false"))
+        return
+    if kind in ("integer", "long"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            out.append(Problem(path, value, "must be an integer"))
+            return
+        low, high = meta.get("min"), meta.get("max")
+        if (low is not None and value < low) or (high is not None and value > high):
+            out.append(Problem(path, value, _range_rule(low, high, "")))
+        return
+    if kind == "string":
+        if not isinstance(value, str):
+            out.append(Problem(path, value, "must be a string"))
+            return
+        low, high = meta.get("min"), meta.get("max")
+        if (low is not None and len(value) < low) or (high is not None and len(value) > high):
+            out.append(Problem(path, value, _range_rule(low, high, " characters long")))
+        enum = meta.get("enum")
+        if enum and value not in enum:
+            out.append(Problem(path, value, f"must be one of {', '.join(enum)} (from the installed service model)"))
+        regex = meta.get("pattern")
+        if regex and not _pattern(regex).fullmatch(value):
+            out.append(Problem(path, value, f"must match the pattern {regex!r}"))
+
+
+class _Redacting(list[Problem]):
+    """Collects problems into another list with their values replaced by REDACTED."""
+
+    def __init__(self, target: list[Problem]) -> None:
+        super().__init__()
+        self._target = target
+
+    def append(self, problem: Problem) -> None:
+        self._target.append(Problem(problem.path, REDACTED, problem.rule))
+
+
+def _check_count(value: Any, meta: Mapping[str, Any], path: str, noun: str, out: list[Problem]) -> None:
+    low, high = meta.get("min"), meta.get("max")
+    if (low is not None and len(value) < low) or (high is not None and len(value) > high):
+        out.append(Problem(path, f"{len(value)} {noun}", _range_rule(low, high, f" {noun}")))
+
+
+def _range_rule(low: Any, high: Any, unit: str) -> str:
+    if low is not None and high is not None:
+        return f"must be between {low} and {high}{unit}"
+    if low is not None:
+        return f"must be at least {low}{unit}"
+    return f"must be at most {high}{unit}"
+
+
+# --------------------------------------------------------------------------------------------------
+# Rules the API reference states in words but the model does not declare.
+
+#: The API reference: "Maximum number of tags per resource - 50."
+MAX_USER_TAGS = 50
+
+
+def documented_rules(request: Mapping[str, Any], is_token: Callable[[Any], bool] | None = None) -> list[Problem]:
+    """Problems with a StartAudienceGenerationJob request that only the documentation describes."""
+    token = is_token or (lambda _v: False)
+    out: list[Problem] = []
+    tags = request.get("tags")
+    if isinstance(tags, dict) and not token(tags):
+        if len(tags) > MAX_USER_TAGS:
+            out.append(Problem("tags", f"{len(tags)} tags", f"must have at most {MAX_USER_TAGS} user tags"))
+        for key in tags:
+            if isinstance(key, str) and not token(key) and key.lower().startswith("aws:"):
+                out.append(Problem(f"tags.{key} (key)", key, "must not start with 'aws:' (reserved for AWS, any case)"))
+    seed = request.get("seedAudience")
+    if isinstance(seed, dict) and not token(seed):
+        sources = [name for name in ("dataSource", "sqlParameters") if seed.get(name) is not None]
+        if len(sources) != 1:
+            out.append(
+                Problem(
+                    "seedAudience",
+                    ", ".join(sources) or "neither",
+                    "must come from exactly one place: dataSource (S3) or sqlParameters (a protected query)",
+                )
+            )
+        sql = seed.get("sqlParameters")
+        if isinstance(sql, dict) and not token(sql):
+            given = [n for n in ("queryString", "analysisTemplateArn") if sql.get(n) not in (None, "")]
+            if len(given) != 1:
+                out.append(
+                    Problem(
+                        "seedAudience.sqlParameters",
+                        ", ".join(given) or "neither",
+                        "must carry exactly one of queryString and analysisTemplateArn",
+                    )
+                )
+        if seed.get("sqlComputeConfiguration") is not None and seed.get("sqlParameters") is None:
+            out.append(
+                Problem(
+                    "seedAudience.sqlComputeConfiguration",
+                    seed["sqlComputeConfiguration"],
+                    "only goes with a SQL seed (sqlParameters); an S3 seed has no compute to configure",
+                )
+            )
+    return out

@@ -1,0 +1,69 @@
+"""Builders shared by the tests: stacks with jobs, and CloudFormation-like events."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_cdk import App, Environment, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk.assertions import Template
+from cdk_cleanrooms_ml import AudienceGenerationJob, S3DataSource, SeedAudience
+
+ACCOUNT = "111122223333"
+REGION = "us-east-1"
+MODEL_ARN = f"arn:aws:cleanrooms-ml:{REGION}:{ACCOUNT}:configured-audience-model/abc"
+ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/seed-reader"
+STACK_ID = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/Test/11111111-2222-3333-4444-555555555555"
+JOB_ARN = f"arn:aws:cleanrooms-ml:{REGION}:{ACCOUNT}:audience-generation-job/job-1"
+COLLABORATION_ID = "0f2a8c1e-5b7d-4c3a-9e6f-1a2b3c4d5e6f"
+
+
+def stack(env: bool = True, **kwargs: Any) -> Stack:
+    app = App()
+    return Stack(app, "Test", env=Environment(account=ACCOUNT, region=REGION) if env else None, **kwargs)
+
+
+def s3_seed(role: iam.IRole | str = ROLE_ARN, uri: str = "s3://seed-bucket/seed.jsonl") -> SeedAudience:
+    return SeedAudience(role=role, data_source=S3DataSource(s3_uri=uri))
+
+
+def job(scope: Stack, id: str = "Lookalike", **kwargs: Any) -> AudienceGenerationJob:
+    kwargs.setdefault("configured_audience_model_arn", MODEL_ARN)
+    kwargs.setdefault("seed_audience", s3_seed())
+    return AudienceGenerationJob(scope, id, **kwargs)
+
+
+def template(scope: Stack) -> Template:
+    return Template.from_stack(scope)
+
+
+def custom_resources(scope: Stack) -> dict[str, dict[str, Any]]:
+    resources: dict[str, dict[str, Any]] = template(scope).find_resources("Custom::CleanRoomsMlAudienceGenerationJob")
+    return resources
+
+
+def as_cloudformation_delivers(value: Any) -> Any:
+    """Every scalar becomes a string, as CloudFormation hands properties to a custom resource."""
+    if isinstance(value, dict):
+        return {k: as_cloudformation_delivers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [as_cloudformation_delivers(v) for v in value]
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def event(request_type: str, properties: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "RequestType": request_type,
+        "ServiceToken": "arn:aws:lambda:us-east-1:111122223333:function:framework-onEvent",
+        "ResponseURL": "https://cloudformation-custom-resource-response.example/",
+        "StackId": STACK_ID,
+        "RequestId": "req-1",
+        "LogicalResourceId": "Lookalike1234",
+        "ResourceType": "Custom::CleanRoomsMlAudienceGenerationJob",
+        "ResourceProperties": as_cloudformation_delivers(properties),
+    }
+    base.update(extra)
+    return json.loads(json.dumps(base))
