@@ -1,0 +1,208 @@
+"""What the construct puts in the template: one resource per job, a shared provider, least-privilege IAM."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from aws_cdk import Duration, RemovalPolicy, Stack, Tags
+from aws_cdk import aws_iam as iam
+from aws_cdk.assertions import Match
+
+from cdk_cleanrooms_ml import RESOURCE_TYPE
+from tests.helpers import MODEL_ARN, ROLE_ARN, custom_resources, job, s3_seed, stack, template
+
+
+@pytest.fixture(scope="module")
+def one_job() -> tuple[Stack, Any]:
+    scope = stack()
+    created = job(scope, tags={"team": "ads"})
+    return scope, created
+
+
+def _only(resources: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    assert len(resources) == 1
+    return next(iter(resources.values()))
+
+
+def test_a_job_is_one_custom_resource_whose_properties_are_the_api_request(one_job: tuple[Stack, Any]) -> None:
+    scope, created = one_job
+    resource = _only(custom_resources(scope))
+    props = resource["Properties"]
+    assert set(props) == {"ServiceToken", "name", "configuredAudienceModelArn", "seedAudience", "tags"}
+    assert props["configuredAudienceModelArn"] == MODEL_ARN
+    assert props["seedAudience"] == {"roleArn": ROLE_ARN, "dataSource": {"s3Uri": "s3://seed-bucket/seed.jsonl"}}
+    assert props["tags"] == {"team": "ads"}
+    assert props["name"] == created.name
+    assert resource["DeletionPolicy"] == "Delete"
+    assert resource["UpdateReplacePolicy"] == "Delete"
+
+
+def test_provider_runs_two_python_handlers_on_the_newest_runtime(one_job: tuple[Stack, Any]) -> None:
+    scope, _ = one_job
+    functions = template(scope).find_resources("AWS::Lambda::Function", {"Properties": {"Runtime": "python3.14"}})
+    handlers = sorted(f["Properties"]["Handler"] for f in functions.values())
+    assert handlers == ["entrypoints.is_complete", "entrypoints.on_event"]
+    for function in functions.values():
+        assert function["Properties"]["Environment"]["Variables"]["AWS_DATA_PATH"] == "/var/task/models"
+    template(scope).resource_count_is("AWS::StepFunctions::StateMachine", 1)
+
+
+def test_attributes_are_getatts_of_the_resource(one_job: tuple[Stack, Any]) -> None:
+    scope, created = one_job
+    logical_id = next(iter(custom_resources(scope)))
+    for attribute, token in [
+        ("AudienceGenerationJobArn", created.audience_generation_job_arn),
+        ("Status", created.status),
+        ("RecallMetric", created.recall_metric),
+        ("RelevanceMetrics", created.relevance_metrics),
+    ]:
+        assert scope.resolve(token) == {"Fn::GetAtt": [logical_id, attribute]}
+
+
+def _count(scope: Stack) -> int:
+    return len(template(scope).to_json()["Resources"])
+
+
+def test_a_hundred_jobs_cost_a_hundred_resources_and_one_provider() -> None:
+    single, hundred = stack(), stack()
+    job(single, "Job0")
+    for i in range(100):
+        job(hundred, f"Job{i}")
+    assert len(custom_resources(hundred)) == 100
+    assert _count(hundred) - _count(single) == 99
+    template(hundred).resource_count_is("AWS::StepFunctions::StateMachine", 1)
+    template(hundred).resource_count_is("AWS::Lambda::Function", 5)
+    names = {r["Properties"]["name"] for r in custom_resources(hundred).values()}
+    assert len(names) == 100
+
+
+def _handler_policy(scope: Stack) -> list[dict[str, Any]]:
+    policies = template(scope).find_resources(
+        "AWS::IAM::Policy", {"Properties": {"Roles": [{"Ref": Match.string_like_regexp("HandlerRole")}]}}
+    )
+    statements: list[dict[str, Any]] = _only(policies)["Properties"]["PolicyDocument"]["Statement"]
+    return statements
+
+
+def test_handler_role_is_least_privilege() -> None:
+    scope = stack()
+    role = iam.Role(scope, "Seed", assumed_by=iam.ServicePrincipal("cleanrooms-ml.amazonaws.com"))
+    job(scope, "A", seed_audience=s3_seed(role))
+    job(scope, "B", seed_audience=s3_seed(role))  # same role and model: no duplicate grants
+    statements = {s["Sid"]: s for s in _handler_policy(scope)}
+    jobs = {
+        "Fn::Join": [
+            "",
+            [
+                "arn:",
+                {"Ref": "AWS::Partition"},
+                ":cleanrooms-ml:",
+                {"Ref": "AWS::Region"},
+                ":",
+                {"Ref": "AWS::AccountId"},
+                ":audience-generation-job/*",
+            ],
+        ]
+    }
+    assert statements["StartJobsFromTheseModels"]["Action"] == "cleanrooms-ml:StartAudienceGenerationJob"
+    assert statements["StartJobsFromTheseModels"]["Resource"] == [jobs, MODEL_ARN]
+    assert statements["WatchTagAndDeleteJobs"]["Resource"] == jobs
+    assert set(statements["WatchTagAndDeleteJobs"]["Action"]) == {
+        "cleanrooms-ml:GetAudienceGenerationJob",
+        "cleanrooms-ml:DeleteAudienceGenerationJob",
+        "cleanrooms-ml:TagResource",
+        "cleanrooms-ml:UntagResource",
+        "cleanrooms-ml:ListTagsForResource",
+    }
+    pass_role = statements["PassSeedRolesToCleanRoomsMl"]
+    assert pass_role["Action"] == "iam:PassRole"
+    assert pass_role["Resource"] == {"Fn::GetAtt": [scope.get_logical_id(role.node.default_child), "Arn"]}
+    assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "cleanrooms-ml.amazonaws.com"}}
+    wildcard = [s for s in statements.values() if s["Resource"] == "*"]
+    assert [s["Action"] for s in wildcard] == ["cleanrooms-ml:ListAudienceGenerationJobs"]
+    assert all(not a.startswith("iam:") or a == "iam:PassRole" for s in statements.values() for a in _actions(s))
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    actions = statement["Action"]
+    return [actions] if isinstance(actions, str) else list(actions)
+
+
+def test_pass_role_lists_every_seed_role_once() -> None:
+    scope = stack()
+    job(scope, "A", seed_audience=s3_seed("arn:aws:iam::111122223333:role/one"))
+    job(scope, "B", seed_audience=s3_seed("arn:aws:iam::111122223333:role/two"))
+    job(scope, "C", seed_audience=s3_seed("arn:aws:iam::111122223333:role/one"))
+    statements = {s["Sid"]: s for s in _handler_policy(scope)}
+    assert sorted(statements["PassSeedRolesToCleanRoomsMl"]["Resource"]) == [
+        "arn:aws:iam::111122223333:role/one",
+        "arn:aws:iam::111122223333:role/two",
+    ]
+
+
+def test_control_properties_appear_only_when_not_default() -> None:
+    scope = stack()
+    job(scope, "Defaults")
+    job(scope, "Custom", wait_for_completion=False, timeout=Duration.minutes(30), removal_policy=RemovalPolicy.RETAIN)
+    resources = {k[:6]: v for k, v in custom_resources(scope).items()}
+    assert not {"WaitForCompletion", "TimeoutSeconds", "RemovalPolicy"} & set(resources["Defaul"]["Properties"])
+    custom = resources["Custom"]
+    assert custom["Properties"]["WaitForCompletion"] == "false"
+    assert custom["Properties"]["TimeoutSeconds"] == "1800"
+    assert custom["Properties"]["RemovalPolicy"] == "retain"
+    assert custom["DeletionPolicy"] == "Retain" and custom["UpdateReplacePolicy"] == "Retain"
+
+
+def _name(**kwargs: Any) -> str:
+    scope = stack()
+    return job(scope, **kwargs).name
+
+
+def test_generated_name_is_stable_and_changes_only_when_the_job_must_be_replaced() -> None:
+    base = _name()
+    assert base == _name()  # same app, same name: a retried deploy finds its job
+    assert base.startswith("Test-Lookalike-") and len(base) <= 63
+    assert _name(tags={"other": "tag"}) == base  # tags change in place
+    assert _name(wait_for_completion=False) == base
+    assert _name(description="new") != base
+    assert _name(seed_audience=s3_seed(uri="s3://seed-bucket/other.jsonl")) != base
+    assert _name(include_seed_in_output=True) != base
+
+
+def test_generated_name_of_a_deep_path_stays_within_63_characters() -> None:
+    from constructs import Construct
+
+    scope: Construct = stack()
+    for i in range(8):
+        scope = Construct(scope, f"AVeryLongConstructIdNumber{i}")
+    created = job(scope)  # type: ignore[arg-type]
+    assert len(created.name) == 63
+    assert created.name.split("-")[-2] == "Lookalike"
+
+
+def test_tokens_in_replacing_members_give_a_deterministic_name() -> None:
+    def name() -> str:
+        scope = stack()
+        role = iam.Role(scope, "Seed", assumed_by=iam.ServicePrincipal("cleanrooms-ml.amazonaws.com"))
+        return job(scope, seed_audience=s3_seed(role)).name
+
+    assert name() == name()
+
+
+def test_explicit_name_is_used_as_is() -> None:
+    scope = stack()
+    job(scope, name="spring-lookalike")
+    assert _only(custom_resources(scope))["Properties"]["name"] == "spring-lookalike"
+
+
+def test_stack_level_tags_reach_the_job_tags() -> None:
+    scope = stack()
+    job(scope, tags={"team": "ads"})
+    Tags.of(scope).add("cost-center", "42")
+    assert _only(custom_resources(scope))["Properties"]["tags"] == {"team": "ads", "cost-center": "42"}
+
+
+def test_resource_type() -> None:
+    assert RESOURCE_TYPE == "Custom::CleanRoomsMlAudienceGenerationJob"
