@@ -8,6 +8,7 @@ from typing import Any
 from aws_cdk import App, Environment, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Template
+
 from cdk_cleanrooms_ml import AudienceGenerationJob, S3DataSource, SeedAudience
 
 ACCOUNT = "111122223333"

@@ -6,12 +6,12 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
-import entrypoints
-import lifecycle
 import pytest
-import service
 from botocore.stub import Stubber
 
+import entrypoints
+import lifecycle
+import service
 from tests.helpers import COLLABORATION_ID, JOB_ARN, MODEL_ARN, ROLE_ARN, event
 
 NAME = "Test-Lookalike-0123456789"

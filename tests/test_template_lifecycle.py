@@ -29,7 +29,7 @@ def resolve(value: Any) -> Any:
     """The few intrinsics a job's properties hold, with fake account values."""
     if isinstance(value, dict):
         if "Fn::GetAtt" in value:
-            logical_id, attribute = value["Fn::GetAtt"]
+            logical_id, _attribute = value["Fn::GetAtt"]
             return ROLE_ARN if "Seed" in logical_id else f"arn:aws:lambda:us-east-1:111122223333:function:{logical_id}"
         if "Ref" in value:
             return {"AWS::Partition": "aws", "AWS::Region": "us-east-1", "AWS::AccountId": "111122223333"}[value["Ref"]]
