@@ -83,10 +83,16 @@ def _lenient(raw: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def is_complete(event: Any, context: Any = None) -> dict[str, Any]:
-    request_type, logical_id, _home = _checked(event)
+    request_type, logical_id, home = _checked(event)
     physical_id = str(event.get("PhysicalResourceId", ""))
     awaiting = event.get(lifecycle.AWAIT)
     LOG.info("is_complete %s %s %s", request_type, logical_id, physical_id)
+    if physical_id.startswith("arn:") and not home.owns_job_arn(physical_id):
+        # on_event only ever answers with a job ARN of the stack's home: anything else is not our job.
+        raise EventError(
+            f"physical id {lifecycle_value(physical_id)} is not an audience generation job ARN of this stack's "
+            "account and region; refusing to read or delete it"
+        )
     if request_type == "Delete":
         raw, control = properties.split(event.get("ResourceProperties"))
         return lifecycle.poll_delete(event, _lenient(raw), control)

@@ -16,9 +16,10 @@ import logging
 import time
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 import properties
 import service
-from botocore.exceptions import ClientError
 from properties import Control, PropertyError
 
 LOG = logging.getLogger("cdk_cleanrooms_ml")
@@ -36,6 +37,8 @@ DELETE_ACCEPTED = "DeleteAccepted"
 #: What is_complete waits for: a job to become ACTIVE, only fresh attributes, or the job to be gone.
 AWAIT = "Await"
 AWAIT_JOB, AWAIT_ATTRIBUTES, AWAIT_DELETION = "job", "attributes", "deletion"
+#: On a replacing Update: the physical id of the job being replaced.
+REPLACES = "Replaces"
 
 #: The handler gives up this long before CloudFormation's one-hour limit so its own message arrives.
 CLOUDFORMATION_MARGIN_SECONDS = 60
@@ -123,6 +126,10 @@ def update(physical_id: str, home: service.Home, old: dict[str, Any], new: dict[
     if not (home.owns_job_arn(physical_id) or physical_id.startswith(PENDING_PREFIX)):
         raise JobError(f"physical id {physical_id!r} is not an audience generation job ARN of this stack's account")
     changed = properties.replacing_members(old, new)
+    if changed and new["name"] == old.get("name") and _job_matches(physical_id, new, changed):
+        # CloudFormation's update rollback: the job never changed, so going back to its properties needs no new job.
+        LOG.info("job %s already has the requested %s: updated in place", physical_id, ", ".join(changed))
+        changed = []
     if changed:
         if new["name"] == old.get("name"):
             raise JobError(
@@ -131,11 +138,20 @@ def update(physical_id: str, home: service.Home, old: dict[str, Any], new: dict[
                 "the new one exists. Change `name` (or omit it to let the library derive one) and deploy again."
             )
         LOG.info("replacing job %s (changed: %s)", physical_id, ", ".join(changed))
-        return create(new)
+        result = create(new)
+        if result["PhysicalResourceId"] != physical_id:
+            result[REPLACES] = physical_id
+        return result
     arn = _resolve(physical_id, new)
     if old.get("tags") != new.get("tags") and arn is not None:
         _retag(arn, old.get("tags") or {}, new.get("tags") or {})
     return {"PhysicalResourceId": physical_id, STARTED_AT: time.time(), AWAIT: AWAIT_ATTRIBUTES}
+
+
+def _job_matches(physical_id: str, request: dict[str, Any], members: list[str]) -> bool:
+    """Whether the job already has these members' values as the service echoes them (False when unsure)."""
+    job = service.get_job(physical_id) if service.looks_like_job_arn(physical_id) else None
+    return job is not None and all(job.get(member) == request.get(member) for member in members)
 
 
 def _retag(arn: str, old: dict[str, str], new: dict[str, str]) -> None:
@@ -224,7 +240,32 @@ def _timed_out(what: str, elapsed: float, timeout: int) -> JobError:
 
 
 def poll_create(event: dict[str, Any], request: dict[str, Any], control: Control) -> dict[str, Any]:
-    """Whether a Create (or a replacing Update) is complete; raises when the job failed or time ran out."""
+    """Whether a Create (or a replacing Update) is complete; raises when the job failed or time ran out.
+
+    A replacing Update that fails deletes the new job first: CloudFormation keeps the old physical id
+    and would never learn the new job's ARN, so nothing else could delete it.
+    """
+    try:
+        return _poll_create(event, request, control)
+    except JobError:
+        _discard_failed_replacement(event, request)
+        raise
+
+
+def _discard_failed_replacement(event: dict[str, Any], request: dict[str, Any]) -> None:
+    replaced, physical_id = event.get(REPLACES), str(event.get("PhysicalResourceId", ""))
+    if not replaced or physical_id == replaced:
+        return
+    try:
+        arn = _resolve(physical_id, request)
+        if arn is not None and arn != replaced:
+            _try_delete(arn)
+            LOG.info("deleted job %s of the failed replacement; job %s is unchanged", arn, replaced)
+    except (ClientError, JobError):
+        LOG.warning("could not delete job %s of the failed replacement", physical_id)
+
+
+def _poll_create(event: dict[str, Any], request: dict[str, Any], control: Control) -> dict[str, Any]:
     physical_id = str(event.get("PhysicalResourceId", ""))
     if physical_id.startswith(PENDING_PREFIX):
         arn = _adopt(request) or start_or_adopt(request)

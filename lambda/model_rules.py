@@ -11,7 +11,7 @@ Standard library only (the shapes come from botocore, which the caller already h
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Protocol
@@ -60,15 +60,36 @@ class DecodeError(ValueError):
         self.path = path
 
 
+#: A map entry or list item in a path: ``['CostCenter']``, ``[<entry 2>]`` (a sensitive key), ``[0]``.
+_SUBSCRIPT = re.compile(r"""\[(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^\]'"]*)\]""")
+_MEMBER = re.compile(r"\.?([A-Za-z0-9_]+)")
+
+
 def python_name(path: str) -> str:
-    """The construct prop that an API member path comes from, e.g. seedAudience.s3Uri -> seed_audience.s3_uri."""
-    # Map keys (``tags.team``) keep their own spelling: only the member part is converted.
-    parts = path.split(".")
+    """The construct prop that an API member path comes from, e.g. seedAudience.s3Uri -> seed_audience.s3_uri.
+
+    Map keys (``tags['CostCenter']``) keep their own spelling: only member names are converted.
+    """
+    first = _SUBSCRIPT.search(path)
+    head, tail = (path[: first.start()], path[first.start() :]) if first else (path, "")
+    parts = head.split(".") if head else []
+    converted = ".".join(_snake(p) for p in parts)
     for cut in range(len(parts), 0, -1):
-        head = ".".join(parts[:cut])
-        if head in _PYTHON_NAMES:
-            return ".".join([_PYTHON_NAMES[head], *parts[cut:]])
-    return ".".join(_snake(p) for p in parts)
+        prefix = ".".join(parts[:cut])
+        if prefix in _PYTHON_NAMES:
+            converted = ".".join([_PYTHON_NAMES[prefix], *(_snake(p) for p in parts[cut:])])
+            break
+    out = [converted]
+    position = 0
+    while position < len(tail):
+        subscript = _SUBSCRIPT.match(tail, position)
+        member = subscript or _MEMBER.match(tail, position)
+        if member is None:  # not a path we produced: keep the rest as it is
+            out.append(tail[position:])
+            break
+        out.append(member.group(0) if subscript else "." + _snake(member.group(1)))
+        position = member.end()
+    return "".join(out)
 
 
 def _snake(member: str) -> str:
@@ -77,6 +98,11 @@ def _snake(member: str) -> str:
 
 def _join(path: str, member: str) -> str:
     return f"{path}.{member}" if path else member
+
+
+def entry_path(path: str, key: Any, position: int, hidden: bool = False) -> str:
+    """The path of a map entry: ``tags['CostCenter']``; a sensitive map's key is named by position only."""
+    return f"{path}[<entry {position}>]" if hidden else f"{path}[{key!r}]"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -102,12 +128,11 @@ def decode(value: Any, shape: Any, path: str = "", hidden: bool = False) -> Any:
     if kind == "map":
         if not isinstance(value, dict):
             raise DecodeError(path, f"expected a map, got {type(value).__name__}")
-        return {
-            decode(key, shape.key, _join(path, str(key)), hidden): decode(
-                item, shape.value, _join(path, str(key)), hidden
-            )
-            for key, item in value.items()
-        }
+        decoded = {}
+        for position, (key, item) in enumerate(value.items(), start=1):
+            entry = entry_path(path, key, position, hidden)
+            decoded[decode(key, shape.key, entry, hidden)] = decode(item, shape.value, entry, hidden)
+        return decoded
     if kind == "list":
         if not isinstance(value, list):
             raise DecodeError(path, f"expected a list, got {type(value).__name__}")
@@ -149,8 +174,12 @@ def _describe(value: Any, hidden: bool) -> str:
 
 
 def shorten(value: Any, limit: int = 60) -> str:
-    """A value for an error message: quoted, and cut in the middle when long."""
+    """A value for an error message: quoted, and cut in the middle when long (REDACTED stays as it is)."""
+    if value == REDACTED:
+        return REDACTED
     text = repr(value)
+    if text.startswith("<") and " object at 0x" in text:  # a default repr says nothing but the type
+        return f"a {type(value).__name__} object"
     if len(text) <= limit:
         return text
     keep = (limit - 5) // 2
@@ -161,10 +190,44 @@ def shorten(value: Any, limit: int = 60) -> str:
 # Checking: every constraint the model declares.
 
 
+#: What ``.`` matches in Java (and nearly so in ECMAScript): anything but a line terminator.
+_JAVA_DOT = "[^\\n\\r\\u0085\\u2028\\u2029]"
+
+
 @cache
 def _pattern(regex: str) -> re.Pattern[str]:
-    # The service matches the whole value (Java's Pattern.matches), so do we.
-    return re.compile(regex, re.DOTALL)
+    """The model's pattern with the service's semantics.
+
+    The service matches the whole value (Java's ``Pattern.matches``), so we use ``fullmatch``;
+    ``\\w``, ``\\d`` and ``\\s`` are ASCII-only in Java (``re.ASCII``), and ``.`` stops at line
+    terminators there (Python's ``.`` stops at ``\\n`` only, so it is rewritten).
+    """
+    return re.compile(java_dot(regex), re.ASCII)
+
+
+def java_dot(regex: str) -> str:
+    """``regex`` with each bare ``.`` (not escaped, not in a character class) made Java's ``.``."""
+    out: list[str] = []
+    in_class = escaped = False
+    for char in regex:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char == ".":
+            out.append(_JAVA_DOT)
+            continue
+        out.append(char)
+    return "".join(out)
+
+
+def matches(value: str, regex: str) -> bool:
+    """Whether ``value`` matches the model pattern ``regex`` as the service applies it."""
+    return _pattern(regex).fullmatch(value) is not None
 
 
 def check(value: Any, shape: Any, path: str = "", is_token: Callable[[Any], bool] | None = None) -> list[Problem]:
@@ -197,8 +260,10 @@ def _check(
         for name in sorted(set(value) - set(members)):
             out.append(Problem(_join(path, name), value[name], "is not a member the API knows"))
         present = [n for n in members if value.get(n) is not None]
-        if meta.get("union") and len(present) > 1:
-            out.append(Problem(path, value, f"only one of {', '.join(present)} may be set"))
+        # A union (tagged union) takes exactly one member: botocore rejects none as well as two.
+        if meta.get("union") and len(present) != 1:
+            rule = f"must set exactly one of its members ({', '.join(members)})"
+            out.append(Problem(path, value, f"{rule}, not {' and '.join(present)}" if present else rule))
         for name in present:
             _check(value[name], members[name], _join(path, name), is_token, out, hidden)
         return
@@ -207,9 +272,12 @@ def _check(
             out.append(Problem(path, value, "must be a map"))
             return
         _check_count(value, meta, path, "entries", out)
-        for key, item in value.items():
-            _check(key, shape.key, _join(path, str(key)) + " (key)", is_token, out, hidden)
-            _check(item, shape.value, _join(path, str(key)), is_token, out, hidden)
+        for position, (key, item) in enumerate(value.items(), start=1):
+            entry = entry_path(path, key, position, hidden or bool(shape.key.metadata.get("sensitive")))
+            key_problems: list[Problem] = []
+            _check(key, shape.key, entry, is_token, key_problems, hidden)
+            out.extend(Problem(p.path, p.value, f"key {p.rule}") for p in key_problems)
+            _check(item, shape.value, entry, is_token, out, hidden)
         return
     if kind == "list":
         if not isinstance(value, list):
@@ -242,7 +310,7 @@ def _check(
         if enum and value not in enum:
             out.append(Problem(path, value, f"must be one of {', '.join(enum)} (from the installed service model)"))
         regex = meta.get("pattern")
-        if regex and not _pattern(regex).fullmatch(value):
+        if regex and not matches(value, regex):
             out.append(Problem(path, value, f"must match the pattern {regex!r}"))
 
 
@@ -255,6 +323,10 @@ class _Redacting(list[Problem]):
 
     def append(self, problem: Problem) -> None:
         self._target.append(Problem(problem.path, REDACTED, problem.rule))
+
+    def extend(self, problems: Iterable[Problem]) -> None:
+        for problem in problems:
+            self.append(problem)
 
 
 def _check_count(value: Any, meta: Mapping[str, Any], path: str, noun: str, out: list[Problem]) -> None:
@@ -286,9 +358,15 @@ def documented_rules(request: Mapping[str, Any], is_token: Callable[[Any], bool]
     if isinstance(tags, dict) and not token(tags):
         if len(tags) > MAX_USER_TAGS:
             out.append(Problem("tags", f"{len(tags)} tags", f"must have at most {MAX_USER_TAGS} user tags"))
-        for key in tags:
+        for position, key in enumerate(tags, start=1):
             if isinstance(key, str) and not token(key) and key.lower().startswith("aws:"):
-                out.append(Problem(f"tags.{key} (key)", key, "must not start with 'aws:' (reserved for AWS, any case)"))
+                out.append(
+                    Problem(
+                        entry_path("tags", key, position),
+                        key,
+                        "key must not start with 'aws:' (reserved for AWS, any case)",
+                    )
+                )
     seed = request.get("seedAudience")
     if isinstance(seed, dict) and not token(seed):
         sources = [name for name in ("dataSource", "sqlParameters") if seed.get(name) is not None]

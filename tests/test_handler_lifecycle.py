@@ -212,8 +212,16 @@ def test_update_of_a_replacing_member_starts_a_new_job(stub: Stubber) -> None:
 
 
 def test_update_that_must_replace_a_job_keeping_its_name_fails_with_advice(stub: Stubber) -> None:
+    stub.add_response("get_audience_generation_job", job("ACTIVE"), {"audienceGenerationJobArn": JOB_ARN})
     with pytest.raises(lifecycle.JobError, match="Change `name`"):
         entrypoints.on_event(_update({**PROPS, "description": "new"}))
+
+
+def test_update_rollback_to_the_jobs_own_properties_needs_no_new_job(stub: Stubber) -> None:
+    # CloudFormation rolls the failed update back: old = the refused properties, new = the job's own.
+    stub.add_response("get_audience_generation_job", job("ACTIVE"), {"audienceGenerationJobArn": JOB_ARN})
+    result = entrypoints.on_event(_update(PROPS, old={**PROPS, "description": "new"}))
+    assert result["PhysicalResourceId"] == JOB_ARN and result[lifecycle.AWAIT] == lifecycle.AWAIT_ATTRIBUTES
 
 
 def test_tags_only_update_tags_in_place(stub: Stubber) -> None:
@@ -295,3 +303,16 @@ def _summary(name: str, arn: str) -> dict[str, Any]:
         "status": "ACTIVE",
         "configuredAudienceModelArn": MODEL_ARN,
     }
+
+
+def test_a_failed_replacement_deletes_its_new_job_and_leaves_the_old_one(stub: Stubber) -> None:
+    new = {**PROPS, "name": NAME + "x", "description": "new"}
+    new_arn = JOB_ARN + "-2"
+    stub.add_response("start_audience_generation_job", {"audienceGenerationJobArn": new_arn}, new)
+    updated = entrypoints.on_event(_update(new))
+    assert updated[lifecycle.REPLACES] == JOB_ARN
+    failed = job("CREATE_FAILED", arn=new_arn, statusDetails={"message": "bad seed"})
+    stub.add_response("get_audience_generation_job", failed, {"audienceGenerationJobArn": new_arn})
+    stub.add_response("delete_audience_generation_job", {}, {"audienceGenerationJobArn": new_arn})
+    with pytest.raises(lifecycle.JobError, match="bad seed"):
+        entrypoints.is_complete({**_update(new), **updated})

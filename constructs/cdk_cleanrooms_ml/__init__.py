@@ -4,9 +4,19 @@
 and deletes it with the stack. See the README for the lifecycle and the security model.
 """
 
+from . import seed_roles
 from .job import RESOURCE_TYPE, AudienceGenerationJob
 from .provider import AudienceGenerationProvider
 from .seed_audience import S3DataSource, SeedAudience, SqlParameters, WorkerComputeConfiguration, WorkerComputeType
+from .seed_roles import (
+    grant_protected_query,
+    grant_seed_read,
+    protected_query_statements,
+    seed_read_statements,
+    seed_role_for_bucket,
+    seed_role_for_sql,
+    seed_role_principal,
+)
 from .validation import ValidationError
 
 __version__ = "0.1.0"
@@ -22,4 +32,12 @@ __all__ = [
     "WorkerComputeConfiguration",
     "WorkerComputeType",
     "__version__",
+    "grant_protected_query",
+    "grant_seed_read",
+    "protected_query_statements",
+    "seed_read_statements",
+    "seed_role_for_bucket",
+    "seed_role_for_sql",
+    "seed_role_principal",
+    "seed_roles",
 ]

@@ -49,6 +49,8 @@ def staged_asset_dir() -> Path:
     for name in sorted(files):
         digest.update(name.encode() + b"\0" + files[name] + b"\0")
     target = Path(tempfile.gettempdir()) / f"cdk-cleanrooms-ml-handler-{digest.hexdigest()[:16]}"
+    if target.is_dir() and not _holds_exactly(target, files):
+        shutil.rmtree(target, ignore_errors=True)  # something wrote into it (a cache, say): stage anew
     if not target.is_dir():
         scratch = Path(tempfile.mkdtemp(prefix="cdk-cleanrooms-ml-staging-"))
         for name, content in files.items():
@@ -60,3 +62,8 @@ def staged_asset_dir() -> Path:
         except OSError:  # another process staged it first: same content
             shutil.rmtree(scratch, ignore_errors=True)
     return target
+
+
+def _holds_exactly(directory: Path, files: dict[str, bytes]) -> bool:
+    found = {str(p.relative_to(directory)): p for p in directory.rglob("*") if p.is_file()}
+    return set(found) == set(files) and all(found[name].read_bytes() == files[name] for name in files)

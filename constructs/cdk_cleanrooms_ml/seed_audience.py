@@ -10,6 +10,11 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+
+from constructs import Construct
+
+from . import seed_roles
 
 __all__ = [
     "S3DataSource",
@@ -137,6 +142,77 @@ class SeedAudience:
 
     sql_compute_configuration: WorkerComputeConfiguration | None = None
     """Compute for a SQL seed (``sqlComputeConfiguration``). Default: none (the service's default compute)."""
+
+    @classmethod
+    def from_bucket(
+        cls,
+        bucket: s3.IBucket,
+        *,
+        key: str | None = None,
+        prefix: str | None = None,
+        role: iam.IRole | None = None,
+        scope: Construct | None = None,
+    ) -> SeedAudience:
+        """A seed in S3, read by a role that may read exactly that seed.
+
+        :param bucket: the bucket that holds the seed. Required. When it is encrypted with a KMS key
+            (``bucket.encryption_key``), the role may decrypt the seed through S3.
+        :param key: the seed's JSON-lines object, the usual case; ``dataSource.s3Uri`` is
+            ``s3://<bucket>/<key>``. Exactly one of ``key`` and ``prefix``.
+        :param prefix: a key prefix instead: ``s3Uri`` is ``s3://<bucket>/<prefix>`` as given and the
+            role may read every object under it. Whether the service accepts a prefix for a seed is
+            up to the service (the API asks for "the Amazon S3 location"); prefer ``key``.
+        :param role: the seed role. Default: a new role (see ``seed_roles.seed_role_for_bucket``),
+            trusted by Clean Rooms ML for this account's audience generation jobs only. A role defined
+            in the app (``iam.Role``) is granted the read; an imported role is used as it is.
+        :param scope: where the default role is created. Default: the bucket's stack.
+        """
+        _kind, location = seed_roles.seed_location(key, prefix)
+        if role is None:
+            role = seed_roles.seed_role_for_bucket(bucket, key=key, prefix=prefix, scope=scope)
+        else:
+            seed_roles.grant_seed_read(role, bucket, key=key, prefix=prefix)
+        return cls(role=role, data_source=S3DataSource(s3_uri=bucket.s3_url_for_object(location)))
+
+    @classmethod
+    def from_sql(
+        cls,
+        *,
+        membership_arn: str,
+        query_string: str | None = None,
+        analysis_template_arn: str | None = None,
+        parameters: dict[str, str] | None = None,
+        sql_compute_configuration: WorkerComputeConfiguration | None = None,
+        role: iam.IRole | None = None,
+        scope: Construct | None = None,
+    ) -> SeedAudience:
+        """A seed produced by a protected query, run by a role allowed to query in this membership.
+
+        :param membership_arn: the Clean Rooms membership the query runs in
+            (``arn:aws:cleanrooms:<region>:<account>:membership/<id>``). Required: the role's
+            protected-query permissions are scoped to it.
+        :param query_string: the SQL query. Exactly one of this and ``analysis_template_arn``.
+        :param analysis_template_arn: an analysis template of the collaboration.
+        :param parameters: values of the query's parameters. Default: none. Sensitive: see the README's
+            Security section for what CloudFormation records of them.
+        :param sql_compute_configuration: the query's compute. Default: the service's.
+        :param role: the seed role. Default: a new role in ``scope``; a role defined in the app is
+            granted the permissions, an imported role is used as it is.
+        :param scope: where the default role is created. Required when ``role`` is omitted.
+        """
+        if role is None:
+            if scope is None:
+                raise ValueError("SeedAudience.from_sql needs `scope` to create the seed role in (or give `role`)")
+            role = seed_roles.seed_role_for_sql(scope, membership_arn)
+        else:
+            seed_roles.grant_protected_query(role, membership_arn)
+        return cls(
+            role=role,
+            sql_parameters=SqlParameters(
+                query_string=query_string, analysis_template_arn=analysis_template_arn, parameters=parameters
+            ),
+            sql_compute_configuration=sql_compute_configuration,
+        )
 
     @property
     def role_arn(self) -> str:

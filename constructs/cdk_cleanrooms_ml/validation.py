@@ -12,6 +12,7 @@ its message names the property. All problems of one construct are raised togethe
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from typing import Any
 
 from .service_model import model_rules, start_request_shape
 
-__all__ = ["Issue", "ValidationError", "check_request", "format_issues", "is_token"]
+__all__ = ["Issue", "ValidationError", "check_request", "format_issues", "is_token", "seed_request"]
 
 _TOKEN_MARKERS = ("${Token[", "#{Token[", "${TOKEN[")
 _ARN_PARTS = re.compile(r"arn:(?P<partition>[^:]+):(?P<service>[^:]*):(?P<region>[^:]*):(?P<account>[^:]*):.*")
@@ -51,20 +52,111 @@ def format_issues(construct_path: str, issues: Iterable[Issue]) -> list[str]:
 
 
 def is_token(value: Any) -> bool:
-    """Whether a value is (or contains at its top) an unresolved CDK token; pure Python, no jsii call."""
+    """Whether a value is (or contains at its top) an unresolved CDK token; jsii is called for jsii objects only."""
     if isinstance(value, str):
         return any(marker in value for marker in _TOKEN_MARKERS)
     if isinstance(value, float):
         return abs(value) > 1e280  # CDK encodes number tokens as huge doubles
-    # Anything else (an IResolvable, say) is an object only CDK can turn into a value.
-    return not (isinstance(value, (bool, int, dict, list)) or value is None)
+    if isinstance(value, (bool, int, dict, list, tuple, set)) or value is None:
+        return False
+    # An IResolvable (Lazy.any, Fn.get_att, a Reference...) is an object only CDK can turn into a value.
+    # A Python class that implements it has ``resolve`` (read from the class: no jsii call); a jsii object
+    # (possibly a dynamic proxy) is asked through CDK. Any other object (a Duration given as a name, say)
+    # is a wrong type and is reported, not skipped.
+    if callable(getattr(type(value), "resolve", None)):
+        return True
+    if hasattr(value, "__jsii_ref__"):
+        from aws_cdk import Token
+
+        return bool(Token.is_unresolved(value))
+    return False
+
+
+class _Unchecked:
+    """Stands in the request for a part whose Python type is already reported: its members are not checked."""
+
+    def __init__(self, given: Any) -> None:
+        self.given = given
+
+
+def _skip(value: Any) -> bool:
+    return isinstance(value, _Unchecked) or is_token(value)
 
 
 def check_request(request: dict[str, Any]) -> list[Issue]:
     """Every problem of a StartAudienceGenerationJob request, as the user's props name them."""
     rules = model_rules()
-    problems = rules.check(request, start_request_shape(), "", is_token) + rules.documented_rules(request, is_token)
+    problems = rules.check(request, start_request_shape(), "", _skip) + rules.documented_rules(request, _skip)
     return [Issue(rules.python_name(p.path), p.value, p.rule) for p in problems]
+
+
+def seed_request(seed: Any) -> tuple[Any, list[Issue]]:
+    """The ``seedAudience`` member for a SeedAudience, and the problems with the Python types of its parts.
+
+    A part of the wrong type (a dict where an S3DataSource belongs, say) is reported here and left out
+    of the model checks, so the user reads one clear line instead of a Python or jsii traceback.
+    """
+    from .seed_audience import S3DataSource, SeedAudience, SqlParameters, WorkerComputeConfiguration, WorkerComputeType
+
+    if not isinstance(seed, SeedAudience):
+        return _Unchecked(seed), [Issue("seed_audience", seed, "must be a SeedAudience")]
+    issues: list[Issue] = []
+    rendered: dict[str, Any] = {}
+    role = seed.role
+    if isinstance(role, str) or is_token(role):
+        rendered["roleArn"] = role
+    elif hasattr(type(role), "role_arn"):  # an iam.IRole; looked up on the class, so no jsii call yet
+        rendered["roleArn"] = role.role_arn
+    elif role is None:
+        rendered["roleArn"] = None  # the model's "is required"
+    else:
+        issues.append(Issue("seed_audience.role", role, "must be an iam.IRole or a role ARN string"))
+        rendered["roleArn"] = _Unchecked(role)
+    parts: tuple[tuple[str, str, Any, Any], ...] = (
+        ("dataSource", "data_source", seed.data_source, S3DataSource),
+        ("sqlParameters", "sql_parameters", seed.sql_parameters, SqlParameters),
+        (
+            "sqlComputeConfiguration",
+            "sql_compute_configuration",
+            seed.sql_compute_configuration,
+            WorkerComputeConfiguration,
+        ),
+    )
+    for member, prop, part, kind in parts:
+        if part is None:
+            continue
+        if not isinstance(part, kind):
+            issues.append(Issue(f"seed_audience.{prop}", part, f"must be a {kind.__name__}"))
+            rendered[member] = _Unchecked(part)
+            continue
+        bad: dict[str, Any] = {}
+        for attribute in ("parameters", "spark_properties"):
+            given = getattr(part, attribute, None)
+            if given is not None and not isinstance(given, dict):
+                issues.append(Issue(f"seed_audience.{prop}.{attribute}", given, "must be a dict of str to str"))
+                bad[attribute] = None
+        if isinstance(part, WorkerComputeConfiguration) and not isinstance(part.type, (WorkerComputeType, str)):
+            issues.append(Issue(f"seed_audience.{prop}.type", part.type, "must be a WorkerComputeType or its name"))
+            bad["type"] = ""
+        rendered[member] = dataclasses.replace(part, **bad)._render()
+        # What was wrong is already reported: mark it so the model checks leave it alone.
+        if "parameters" in bad:
+            rendered[member]["parameters"] = _Unchecked(part.parameters)
+        if "spark_properties" in bad:
+            rendered[member]["worker"]["properties"] = {"spark": _Unchecked(part.spark_properties)}
+        if "type" in bad:
+            rendered[member]["worker"]["type"] = _Unchecked(part.type)
+    return rendered, issues
+
+
+def duration_seconds(duration: Any) -> float | None:
+    """A Duration in seconds, fractions kept (CDK's own conversion raises on them); None for anything else."""
+    from aws_cdk import Duration
+
+    if not isinstance(duration, Duration):
+        return None
+    seconds = duration.to_seconds(integral=False)
+    return None if is_token(seconds) else float(seconds)
 
 
 def arn_parts(arn: Any) -> dict[str, str] | None:

@@ -1,0 +1,111 @@
+"""Time for the rehearsal's waits: real sleeping, or a simulated clock that jumps ahead.
+
+The simulated clock is a small discrete-event clock shared by the threads of one stack operation:
+``sleep`` blocks until every registered thread is asleep, then time jumps to the earliest wake-up.
+So many waiters poll in the order their intervals say, without anyone really waiting. Only the
+driver's own waits are simulated: the handler still reads the real time (``time.time()``), so
+tests of the handler's own timeout use real sleeping.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+class Clock:
+    """Real time: ``sleep`` sleeps."""
+
+    simulated = False
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    @contextmanager
+    def participant(self) -> Iterator[None]:
+        yield
+
+    def register(self) -> None:
+        return
+
+    def unregister(self) -> None:
+        return
+
+    @contextmanager
+    def idle(self) -> Iterator[None]:
+        yield
+
+
+class SimulatedClock(Clock):
+    """Simulated time (starts at 0): a ``sleep`` returns as soon as it is the earliest wake-up left."""
+
+    simulated = True
+
+    def __init__(self) -> None:
+        self._now = 0.0
+        self._cond = threading.Condition()
+        self._participants = 0
+        self._sleeping: dict[int, float] = {}  # ticket -> wake time (inf: idle until woken)
+        self._ticket = 0
+
+    def now(self) -> float:
+        with self._cond:
+            return self._now
+
+    def register(self) -> None:
+        """Count one more thread that must be asleep before time may jump (call before starting it)."""
+        with self._cond:
+            self._participants += 1
+
+    def unregister(self) -> None:
+        with self._cond:
+            self._participants -= 1
+            self._advance()
+
+    @contextmanager
+    def participant(self) -> Iterator[None]:
+        try:
+            yield
+        finally:
+            self.unregister()
+
+    def sleep(self, seconds: float) -> None:
+        with self._cond:
+            self._ticket += 1
+            ticket = self._ticket
+            wake = self._now + seconds
+            self._sleeping[ticket] = wake
+            self._advance()
+            while self._now < wake:
+                self._cond.wait()
+            self._sleeping.pop(ticket, None)
+
+    @contextmanager
+    def idle(self) -> Iterator[None]:
+        """The caller (a registered thread) waits for other threads, not for time: it does not hold time back."""
+        with self._cond:
+            self._ticket += 1
+            ticket = self._ticket
+            self._sleeping[ticket] = float("inf")
+            self._advance()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._sleeping.pop(ticket, None)
+
+    def _advance(self) -> None:
+        pending = [w for w in self._sleeping.values() if w > self._now]
+        due = len(self._sleeping) - len(pending)
+        if due or self._participants <= 0 or len(self._sleeping) < self._participants:
+            self._cond.notify_all()
+            return
+        finite = [w for w in pending if w != float("inf")]
+        if finite:
+            self._now = min(finite)
+        self._cond.notify_all()

@@ -1,0 +1,613 @@
+"""Rehearse a stack's deploy: CloudFormation and the CDK Provider framework, played locally against an Endpoint.
+
+Usage::
+
+    from cdk_cleanrooms_ml.rehearsal.driver import Rehearsal
+    from cdk_cleanrooms_ml.rehearsal.endpoint import Endpoint
+
+    with Endpoint() as endpoint, Rehearsal("cdk.out", "CleanRoomsMlExample", endpoint=endpoint) as stack:
+        outcome = stack.create()               # CREATE_COMPLETE, or ROLLBACK_COMPLETE after a failure
+        outcome.result("LookalikeAD25D8A9").data["AudienceGenerationJobArn"]
+        stack.update(change=lambda logical_id, props: {**props, "tags": {"team": "growth"}})
+        stack.delete()                         # DELETE_COMPLETE
+        stack.owned_jobs()                     # the job ARNs the stack's resources point at
+
+What it plays:
+
+* The template and asset manifest come from the cloud assembly. Each Lambda function behind a Provider
+  runs from its asset directory with the template's Handler and Environment (``/var/task`` mapped to the
+  asset directory), in its own warm worker process, with fake credentials, the stack's region and
+  ``AWS_ENDPOINT_URL_CLEANROOMSML`` pointing at the endpoint.
+* Intrinsics resolve against a fake account (111122223333, the stack's region or us-east-1, partition aws);
+  other resources exist on paper. Custom resource properties arrive with every scalar as a string.
+* Create runs in dependency order, independent resources at the same time (a thread each); Update sends
+  OldResourceProperties and, when the physical id changes, deletes the old resource after the update
+  (unless UpdateReplacePolicy is Retain); Delete runs in reverse order, honouring DeletionPolicy Retain.
+  A failure rolls back: Delete of everything the operation created, Update back for what it updated.
+* The Provider framework's rules are in ``framework.py``.
+* Time: by default the waits between polls are simulated (``real_time=False``); pass ``real_time=True``
+  to sleep for real, e.g. to reach the handler's own timeout, which reads the real clock.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Collection
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .clock import Clock, SimulatedClock
+from .endpoint import Endpoint
+from .framework import CREATE_FAILED_MARKER, Provider, Response, Waiter
+from .lambdas import FunctionSpec, WarmFunction
+from .template import Resolver, StackTemplate, TemplateError, as_strings, dependencies, fake_physical, is_custom
+
+__all__ = ["Outcome", "Rehearsal", "ResourceResult", "Step", "TemplateError"]
+
+JOB_TYPE = "Custom::CleanRoomsMlAudienceGenerationJob"
+
+
+@dataclass(frozen=True)
+class Step:
+    """Something that happened: seconds since the operation began (simulated or real), the resource, what."""
+
+    at: float
+    logical_id: str
+    kind: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"[{self.at:8.1f}s] {self.logical_id}: {self.kind}: {self.message}"
+
+
+@dataclass
+class ResourceResult:
+    """One resource's part in an operation."""
+
+    logical_id: str
+    resource_type: str
+    action: str  # Create, Update, Delete
+    status: str  # SUCCESS, FAILED, SKIPPED (not sent: retained, or the framework skipped it)
+    physical_id: str = ""
+    data: dict[str, str] = field(default_factory=dict)
+    reason: str = ""
+    polls: int = 0
+    rollback: bool = False
+
+
+@dataclass
+class Outcome:
+    """A stack operation's end state and every resource result, in the order they arrived."""
+
+    operation: str
+    status: str
+    results: list[ResourceResult] = field(default_factory=list)
+    reason: str = ""
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("CREATE_COMPLETE", "UPDATE_COMPLETE", "DELETE_COMPLETE")
+
+    def result(self, logical_id: str, action: str | None = None, rollback: bool | None = None) -> ResourceResult:
+        """The last result for ``logical_id`` (optionally of one action / phase)."""
+        for item in reversed(self.results):
+            if (
+                item.logical_id == logical_id
+                and (action is None or item.action == action)
+                and (rollback is None or item.rollback == rollback)
+            ):
+                return item
+        raise KeyError(f"no result for {logical_id} ({action or 'any action'})")
+
+    def failures(self) -> list[ResourceResult]:
+        return [r for r in self.results if r.status == "FAILED"]
+
+
+@dataclass
+class _Deployed:
+    resource: dict[str, Any]
+    physical_id: str
+    attributes: dict[str, Any]
+    properties: Any = None  # resolved, as delivered (custom resources only)
+
+
+class Rehearsal:
+    """One stack of a cloud assembly, deployed against a local endpoint (see the module docstring)."""
+
+    def __init__(
+        self,
+        cdk_out: str | Path,
+        stack: str | None = None,
+        *,
+        endpoint: Endpoint,
+        real_time: bool = False,
+        on_step: Callable[[Step], None] | None = None,
+    ) -> None:
+        """
+        :param cdk_out: the cloud assembly directory (``cdk synth`` output).
+        :param stack: the stack to rehearse. Default: the only stack in the assembly.
+        :param endpoint: the started local endpoint the handlers talk to.
+        :param real_time: sleep for real between polls. Default: False (simulated waits).
+        :param on_step: called with every Step as it happens. Default: steps are only collected.
+        """
+        self.stack = StackTemplate.load(cdk_out, stack)
+        self.endpoint = endpoint
+        self.real_time = real_time
+        self.on_step = on_step
+        self.steps: list[Step] = []
+        self.template: dict[str, Any] = copy.deepcopy(self.stack.template)
+        self.deployed: dict[str, _Deployed] = {}
+        self.functions: dict[str, WarmFunction] = {}
+        self._providers: dict[str, Provider] = {}
+        self._attempted: dict[str, Any] = {}  # properties last sent in an Update, for its rollback
+        self._lock = threading.RLock()
+        self._clock: Clock = Clock()
+        self._started = time.monotonic()
+
+    # ----------------------------------------------------------------------------------------------
+
+    def __enter__(self) -> Rehearsal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the worker processes."""
+        for function in self.functions.values():
+            function.close()
+        self.functions.clear()
+        self._providers.clear()
+
+    def owned_jobs(self) -> set[str]:
+        """The job ARNs the stack's audience generation job resources point at (their physical ids)."""
+        with self._lock:
+            return {
+                d.physical_id
+                for d in self.deployed.values()
+                if d.resource.get("Type") == JOB_TYPE and d.physical_id.startswith("arn:")
+            }
+
+    def logical_ids(self, resource_type: str = JOB_TYPE) -> list[str]:
+        return sorted(k for k, v in self.template.get("Resources", {}).items() if v.get("Type") == resource_type)
+
+    def invocation_count(self) -> int:
+        return sum(f.invocations for f in self.functions.values())
+
+    # ----------------------------------------------------------------------------------------------
+    # Stack operations
+
+    def create(self, *, deliver_twice: Collection[str] = ()) -> Outcome:
+        """Create every resource; on a failure, roll back (Delete what was created).
+
+        :param deliver_twice: logical ids whose Create event is delivered twice (a redelivery).
+        """
+        if self.deployed:
+            raise RuntimeError("the stack already exists: update or delete it")
+        outcome = self._begin("CREATE")
+        resources = self.template.get("Resources", {})
+        failed = self._apply(outcome, resources, {k: ("Create", None) for k in resources}, set(deliver_twice))
+        if not failed:
+            return self._end(outcome, "CREATE_COMPLETE")
+        outcome.reason = failed
+        self._report("", "stack", f"ROLLBACK_IN_PROGRESS: {failed.splitlines()[0]}")
+        rollback_ok = self._remove(outcome, list(self.deployed), rollback=True, on_create_rollback=True)
+        return self._end(outcome, "ROLLBACK_COMPLETE" if rollback_ok else "ROLLBACK_FAILED")
+
+    def update(
+        self,
+        template: dict[str, Any] | None = None,
+        *,
+        change: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None,
+    ) -> Outcome:
+        """Update the stack to ``template``, or to the current template with each custom resource's
+        properties passed through ``change(logical_id, properties)``."""
+        if template is None:
+            template = copy.deepcopy(self.template)
+            if change is not None:
+                for logical_id, resource in template.get("Resources", {}).items():
+                    if is_custom(str(resource.get("Type", ""))):
+                        resource["Properties"] = change(logical_id, copy.deepcopy(resource.get("Properties", {})))
+        old_template, self.template = self.template, copy.deepcopy(template)
+        self.stack.template = self.template
+        outcome = self._begin("UPDATE")
+        before = {k: copy.copy(v) for k, v in self.deployed.items()}
+        resources = self.template.get("Resources", {})
+        plan: dict[str, tuple[str, Any]] = {}
+        for logical_id, resource in resources.items():
+            if logical_id not in self.deployed:
+                plan[logical_id] = ("Create", None)
+            elif resource != old_template["Resources"].get(logical_id):
+                plan[logical_id] = ("Update", self.deployed[logical_id])
+            else:
+                plan[logical_id] = ("Keep", None)
+        failed = self._apply(outcome, resources, plan, set())
+        if not failed:
+            # UPDATE_COMPLETE_CLEANUP_IN_PROGRESS: replaced resources and removed resources go.
+            replaced = [
+                (k, before[k])
+                for k, (action, _) in plan.items()
+                if action == "Update" and k in self.deployed and self.deployed[k].physical_id != before[k].physical_id
+            ]
+            for logical_id, old in replaced:
+                policy = old.resource.get("UpdateReplacePolicy", "Delete")
+                self._delete_one(outcome, logical_id, old, retain=policy == "Retain", rollback=False)
+            removed = [k for k in before if k not in resources]
+            self._remove(outcome, removed, rollback=False, on_create_rollback=False, source=before)
+            return self._end(outcome, "UPDATE_COMPLETE")
+        outcome.reason = failed
+        self._report("", "stack", f"UPDATE_ROLLBACK_IN_PROGRESS: {failed.splitlines()[0]}")
+        self.template, self.stack.template = old_template, old_template
+        rollback_ok = True
+        for logical_id, (action, _) in plan.items():
+            if action != "Update" or logical_id not in before:
+                continue
+            old, now = before[logical_id], self.deployed.get(logical_id)
+            if not is_custom(str(old.resource.get("Type", ""))):
+                self.deployed[logical_id] = old
+                continue
+            if now is not None and now.physical_id != old.physical_id:
+                # The replacement goes; the old resource, never deleted, is the resource again.
+                rollback_ok &= self._delete_one(outcome, logical_id, now, retain=False, rollback=True)
+                self.deployed[logical_id] = old
+                continue
+            current = now or old
+            event = self._event("Update", logical_id, old.resource, old.properties)
+            event["PhysicalResourceId"] = current.physical_id
+            event["OldResourceProperties"] = self._attempted.get(logical_id, current.properties)
+            response = self._send(outcome, logical_id, old.resource, event, rollback=True)
+            self.deployed[logical_id] = _Deployed(old.resource, old.physical_id, old.attributes, old.properties)
+            rollback_ok &= response.status == "SUCCESS"
+        created = [k for k, (action, _) in plan.items() if action == "Create" and k in self.deployed]
+        rollback_ok &= self._remove(outcome, created, rollback=True, on_create_rollback=True)
+        return self._end(outcome, "UPDATE_ROLLBACK_COMPLETE" if rollback_ok else "UPDATE_ROLLBACK_FAILED")
+
+    def delete(self) -> Outcome:
+        """Delete the stack (reverse dependency order; DeletionPolicy Retain keeps a resource)."""
+        outcome = self._begin("DELETE")
+        ok = self._remove(outcome, list(self.deployed), rollback=False, on_create_rollback=False)
+        if not ok:
+            first = outcome.failures()[0]
+            outcome.reason = f"{first.logical_id}: {first.reason}"
+        return self._end(outcome, "DELETE_COMPLETE" if ok else "DELETE_FAILED")
+
+    # ----------------------------------------------------------------------------------------------
+    # Internals
+
+    def _begin(self, operation: str) -> Outcome:
+        self._clock = Clock() if self.real_time else SimulatedClock()
+        self._started = time.monotonic()
+        self._report("", "stack", f"{operation}_IN_PROGRESS ({'real' if self.real_time else 'simulated'} time)")
+        return Outcome(operation, f"{operation}_IN_PROGRESS")
+
+    def _end(self, outcome: Outcome, status: str) -> Outcome:
+        outcome.status = status
+        outcome.seconds = self._now()
+        self._report("", "stack", status + (f": {outcome.reason.splitlines()[0]}" if outcome.reason else ""))
+        return outcome
+
+    def _now(self) -> float:
+        return self._clock.now() if self._clock.simulated else time.monotonic() - self._started
+
+    def _report(self, logical_id: str, kind: str, message: str) -> None:
+        step = Step(round(self._now(), 3), logical_id or "stack", kind, message)
+        with self._lock:
+            self.steps.append(step)
+        if self.on_step is not None:
+            self.on_step(step)
+
+    def _resolver(self) -> Resolver:
+        with self._lock:
+            physical = {k: d.physical_id for k, d in self.deployed.items()}
+            attributes = {k: d.attributes for k, d in self.deployed.items()}
+        return Resolver(self.stack, physical, attributes)
+
+    def _apply(
+        self, outcome: Outcome, resources: dict[str, Any], plan: dict[str, tuple[str, Any]], twice: set[str]
+    ) -> str:
+        """Create/Update per ``plan`` in dependency order, custom resources concurrently. Returns the first
+        failure reason ('' when all succeeded); after a failure nothing new starts."""
+        graph = dependencies({"Resources": resources})
+        done: set[str] = set()
+        failure = ""
+        running: dict[Future[Response | None], str] = {}
+        clock = self._clock
+        clock.register()  # this thread: time may not jump while it hands out work
+        with ThreadPoolExecutor(max_workers=64, thread_name_prefix="cfn") as pool:
+            try:
+                while True:
+                    ready = [
+                        k
+                        for k in resources
+                        if k not in done and k not in running.values() and graph[k] <= done and not failure
+                    ]
+                    for logical_id in ready:
+                        action, _ = plan[logical_id]
+                        resource = resources[logical_id]
+                        if action == "Keep":
+                            done.add(logical_id)
+                        elif not is_custom(str(resource.get("Type", ""))):
+                            self._paper(outcome, logical_id, resource, action)
+                            done.add(logical_id)
+                        else:
+                            clock.register()
+                            future = pool.submit(
+                                self._custom, outcome, logical_id, resource, action, logical_id in twice
+                            )
+                            running[future] = logical_id
+                    if ready and any(k in done for k in ready):
+                        continue  # resources on paper may have unblocked others
+                    if not running:
+                        break
+                    with clock.idle():
+                        finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        logical_id = running.pop(future)
+                        try:
+                            response = future.result()
+                        except Exception as error:  # the rehearsal itself broke: a failure, clearly
+                            response = Response("FAILED", "", reason=f"rehearsal error: {error!r}")
+                        if response is not None and response.status != "SUCCESS" and not failure:
+                            failure = f"{logical_id}: {response.reason}"
+                        done.add(logical_id)
+                        clock.unregister()
+            finally:
+                clock.unregister()
+        missing = [k for k in resources if k not in done]
+        if missing and not failure:
+            failure = f"resources never became ready: {', '.join(sorted(missing))}"
+        return failure
+
+    def _paper(self, outcome: Outcome, logical_id: str, resource: dict[str, Any], action: str) -> None:
+        with self._lock:
+            if action == "Create" or logical_id not in self.deployed:
+                physical, attributes = fake_physical(self.stack, logical_id, resource)
+                self.deployed[logical_id] = _Deployed(resource, physical, attributes)
+            else:
+                self.deployed[logical_id].resource = resource
+
+    def _event(self, request_type: str, logical_id: str, resource: dict[str, Any], properties: Any) -> dict[str, Any]:
+        return {
+            "RequestType": request_type,
+            "ServiceToken": properties.get("ServiceToken") if isinstance(properties, dict) else None,
+            "ResponseURL": "https://cloudformation-custom-resource-response-useast1.s3.amazonaws.com/rehearsal",
+            "StackId": self.stack.stack_id,
+            "RequestId": str(uuid.uuid4()),
+            "LogicalResourceId": logical_id,
+            "ResourceType": resource.get("Type"),
+            "ResourceProperties": properties,
+        }
+
+    def _custom(
+        self, outcome: Outcome, logical_id: str, resource: dict[str, Any], action: str, twice: bool
+    ) -> Response | None:
+        properties = as_strings(self._resolver().resolve(resource.get("Properties", {})))
+        event = self._event(action, logical_id, resource, properties)
+        previous = self.deployed.get(logical_id)
+        if action == "Update" and previous is not None:
+            event["PhysicalResourceId"] = previous.physical_id
+            event["OldResourceProperties"] = previous.properties
+            with self._lock:
+                self._attempted[logical_id] = properties
+        if twice:
+            # A redelivered event: the same request reaches the provider twice, at the same time.
+            with ThreadPoolExecutor(max_workers=1) as extra:
+                self._clock.register()
+                duplicate = extra.submit(self._send_counted, outcome, logical_id, resource, copy.deepcopy(event))
+                response = self._send(outcome, logical_id, resource, event, rollback=False)
+                with self._clock.idle():
+                    duplicate.result()
+        else:
+            response = self._send(outcome, logical_id, resource, event, rollback=False)
+        if response.status == "SUCCESS" or response.physical_id:
+            with self._lock:
+                if response.status == "SUCCESS" or action == "Create":
+                    self.deployed[logical_id] = _Deployed(
+                        resource, response.physical_id, dict(response.data), properties
+                    )
+        return response
+
+    def _send_counted(self, outcome: Outcome, logical_id: str, resource: dict[str, Any], event: dict[str, Any]) -> None:
+        with self._clock.participant():
+            self._send(outcome, logical_id, resource, event, rollback=False, note=" (redelivered)")
+
+    def _provider(self, service_token: str) -> Provider:
+        with self._lock:
+            if service_token in self._providers:
+                return self._providers[service_token]
+            resolver = self._resolver()
+            resources = self.template.get("Resources", {})
+            arns = {
+                str(d.attributes.get("Arn")): k
+                for k, d in self.deployed.items()
+                if d.resource.get("Type") == "AWS::Lambda::Function"
+            }
+            framework_id = arns.get(service_token)
+            if framework_id is None:
+                raise TemplateError(f"the ServiceToken {service_token} is not a Lambda function of this stack")
+            env = resolver.resolve(resources[framework_id]["Properties"].get("Environment", {})).get("Variables", {})
+            if "USER_ON_EVENT_FUNCTION_ARN" not in env:
+                raise TemplateError(f"{framework_id} is not a CDK Provider framework onEvent function")
+            on_event = self._function(arns[env["USER_ON_EVENT_FUNCTION_ARN"]])
+            is_complete = waiter = None
+            if env.get("USER_IS_COMPLETE_FUNCTION_ARN"):
+                is_complete = self._function(arns[env["USER_IS_COMPLETE_FUNCTION_ARN"]])
+                machine_arn = env.get("WAITER_STATE_MACHINE_ARN")
+                machine = next(k for k, d in self.deployed.items() if d.physical_id == machine_arn)
+                definition = resolver.resolve(resources[machine]["Properties"]["DefinitionString"])
+                waiter = Waiter.from_definition(str(definition))
+            provider = Provider(on_event, is_complete, waiter)
+            self._providers[service_token] = provider
+            return provider
+
+    def _function(self, logical_id: str) -> WarmFunction:
+        if logical_id in self.functions:
+            return self.functions[logical_id]
+        resource = self.template["Resources"][logical_id]
+        props = self._resolver().resolve(resource.get("Properties", {}))
+        code = props.get("Code", {})
+        key = str(code.get("S3Key", ""))
+        asset = self.stack.assets.get(key)
+        if asset is None or not asset.is_dir():
+            raise TemplateError(f"the code of {logical_id} ({key}) is not an asset directory in {self.stack.cdk_out}")
+        spec = FunctionSpec(
+            logical_id=logical_id,
+            name=self.deployed[logical_id].physical_id,
+            handler=str(props["Handler"]),
+            asset_dir=asset.resolve(),
+            environment={k: str(v) for k, v in (props.get("Environment", {}).get("Variables", {}) or {}).items()},
+            timeout_seconds=int(props.get("Timeout", 3)),
+            memory_mb=int(props.get("MemorySize", 128)),
+            runtime=str(props.get("Runtime", "")),
+        )
+        base = {**self.endpoint.environment(), "AWS_REGION": self.stack.region, "AWS_DEFAULT_REGION": self.stack.region}
+        function = WarmFunction(spec, base)
+        self.functions[logical_id] = function
+        return function
+
+    def _send(
+        self,
+        outcome: Outcome,
+        logical_id: str,
+        resource: dict[str, Any],
+        event: dict[str, Any],
+        *,
+        rollback: bool,
+        note: str = "",
+    ) -> Response:
+        request_type = str(event["RequestType"])
+        phase = "ROLLBACK " if rollback else ""
+        self._report(logical_id, "cloudformation", f"{phase}{request_type.upper()}_IN_PROGRESS{note}")
+
+        def report(kind: str, message: str) -> None:
+            self._report(logical_id, kind, message)
+
+        try:
+            provider = self._provider(str(event["ServiceToken"]))
+            response = provider.handle(event, self._clock, report)
+        except TemplateError as error:
+            response = Response("FAILED", str(event.get("PhysicalResourceId", "")), reason=str(error))
+        status = "SKIPPED" if response.skipped else response.status
+        result = ResourceResult(
+            logical_id,
+            str(resource.get("Type")),
+            request_type,
+            status,
+            response.physical_id,
+            dict(response.data),
+            response.reason,
+            response.polls,
+            rollback,
+        )
+        with self._lock:
+            outcome.results.append(result)
+        word = {"SUCCESS": "COMPLETE", "FAILED": "FAILED", "SKIPPED": "COMPLETE (skipped)"}[status]
+        detail = f" {response.physical_id}" + (f": {response.reason.strip()}" if response.reason else "")
+        self._report(logical_id, "cloudformation", f"{phase}{request_type.upper()}_{word}{note}{detail}")
+        return response
+
+    def _delete_one(
+        self, outcome: Outcome, logical_id: str, deployed: _Deployed, *, retain: bool, rollback: bool
+    ) -> bool:
+        kind = str(deployed.resource.get("Type", ""))
+        if retain:
+            self._report(logical_id, "cloudformation", f"DELETE_SKIPPED (retained) {deployed.physical_id}")
+            with self._lock:
+                outcome.results.append(
+                    ResourceResult(logical_id, kind, "Delete", "SKIPPED", deployed.physical_id, rollback=rollback)
+                )
+            return True
+        if not is_custom(kind):
+            return True
+        event = self._event("Delete", logical_id, deployed.resource, deployed.properties)
+        event["PhysicalResourceId"] = deployed.physical_id
+        return self._send(outcome, logical_id, deployed.resource, event, rollback=rollback).status == "SUCCESS"
+
+    def _remove(
+        self,
+        outcome: Outcome,
+        logical_ids: list[str],
+        *,
+        rollback: bool,
+        on_create_rollback: bool,
+        source: dict[str, _Deployed] | None = None,
+    ) -> bool:
+        """Delete these resources, dependents first, independent ones at the same time."""
+        state = source if source is not None else self.deployed
+        targets = {k: state[k] for k in logical_ids if k in state}
+        graph = dependencies({"Resources": {k: d.resource for k, d in targets.items()}})
+        dependents: dict[str, set[str]] = {k: set() for k in targets}
+        for k, deps in graph.items():
+            for dep in deps:
+                dependents[dep].add(k)
+        done: set[str] = set()
+        ok = True
+        running: dict[Future[bool], str] = {}
+        clock = self._clock
+        clock.register()
+        with ThreadPoolExecutor(max_workers=64, thread_name_prefix="cfn-delete") as pool:
+            try:
+                while True:
+                    ready = [
+                        k for k in targets if k not in done and k not in running.values() and dependents[k] <= done
+                    ]
+                    for logical_id in ready:
+                        deployed = targets[logical_id]
+                        policy = deployed.resource.get("DeletionPolicy", "Delete")
+                        retain = policy == "Retain" or (policy == "RetainExceptOnCreate" and not on_create_rollback)
+                        if not is_custom(str(deployed.resource.get("Type", ""))) or (
+                            retain and deployed.physical_id != CREATE_FAILED_MARKER
+                        ):
+                            self._delete_one(outcome, logical_id, deployed, retain=retain, rollback=rollback)
+                            self._forget(logical_id, source)
+                            done.add(logical_id)
+                            continue
+                        clock.register()
+                        running[pool.submit(self._delete_task, outcome, logical_id, deployed, rollback)] = logical_id
+                    if any(k in done for k in ready) and len(done) < len(targets) and not running:
+                        continue
+                    if not running:
+                        break
+                    with clock.idle():
+                        finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        logical_id = running.pop(future)
+                        try:
+                            success = future.result()
+                        except Exception:
+                            success = False
+                        ok &= success
+                        if success:
+                            self._forget(logical_id, source)
+                        done.add(logical_id)  # a failed delete does not block the rest (CloudFormation goes on)
+                        clock.unregister()
+            finally:
+                clock.unregister()
+        return ok
+
+    def _delete_task(self, outcome: Outcome, logical_id: str, deployed: _Deployed, rollback: bool) -> bool:
+        return self._delete_one(outcome, logical_id, deployed, retain=False, rollback=rollback)
+
+    def _forget(self, logical_id: str, source: dict[str, _Deployed] | None) -> None:
+        with self._lock:
+            if source is None or self.deployed.get(logical_id) is source.get(logical_id):
+                self.deployed.pop(logical_id, None)
+
+
+def summary(outcome: Outcome) -> str:
+    """One line per resource result, for printing."""
+    lines = [
+        f"{outcome.operation}: {outcome.status}" + (f" ({outcome.reason.splitlines()[0]})" if outcome.reason else "")
+    ]
+    for r in outcome.results:
+        phase = " [rollback]" if r.rollback else ""
+        data = f" data={json.dumps(r.data, sort_keys=True)}" if r.data else ""
+        lines.append(f"  {r.logical_id} {r.action}{phase}: {r.status} {r.physical_id}{data}")
+    return "\n".join(lines)

@@ -1,0 +1,186 @@
+"""Every example synthesizes, and its template shows what the example claims to show.
+
+Each example's ``main()`` runs in this process (jsii starts once) with a temporary output directory,
+as ``python examples/<name>.py`` would with ``CDK_OUTDIR`` set; one example also runs as a separate
+process to prove the files work as plain scripts.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from cdk_cleanrooms_ml import RESOURCE_TYPE
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+NAMES = ("app", "sql_seed", "cross_account", "many_jobs")
+
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"cdk_cleanrooms_ml_example_{name}", EXAMPLES / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _template(outdir: Path, stack_name: str) -> dict[str, Any]:
+    manifest = json.loads((outdir / "manifest.json").read_text())
+    stacks = [
+        name for name, artifact in manifest["artifacts"].items() if artifact["type"] == "aws:cloudformation:stack"
+    ]
+    assert stacks == [stack_name]
+    template: dict[str, Any] = json.loads((outdir / f"{stack_name}.template.json").read_text())
+    return template
+
+
+@pytest.fixture(scope="module")
+def synthesized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[ModuleType, dict[str, Any]]]:
+    """``{example: (module, template)}``, each synthesized by the example's own ``main()``.
+
+    Synthesized once per test run: pytest-xdist workers share the cloud assemblies through the
+    run's common temporary directory (the first worker writes them under a lock, the others read).
+    """
+    shared = tmp_path_factory.getbasetemp().parent / "examples-cdk-out"
+    shared.mkdir(exist_ok=True)
+    modules = {name: _load(name) for name in NAMES}
+    with open(shared / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (shared / "done").exists():
+            for name, module in modules.items():
+                module.main(str(shared / name))  # the CDK_OUTDIR of a script run (jsii's node already runs)
+            (shared / "done").write_text("")
+    return {name: (module, _template(shared / name, module.STACK_NAME)) for name, module in modules.items()}
+
+
+def _jobs(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {k: r["Properties"] for k, r in template["Resources"].items() if r["Type"] == RESOURCE_TYPE}
+
+
+def _count(template: dict[str, Any], type_: str) -> int:
+    return sum(1 for r in template["Resources"].values() if r["Type"] == type_)
+
+
+def _getatt_output(template: dict[str, Any], output: str) -> list[str]:
+    value = template["Outputs"][output]["Value"]
+    assert "Fn::GetAtt" in value, f"{output} is not a job attribute: {value}"
+    return list(value["Fn::GetAtt"])
+
+
+def test_every_example_file_is_covered() -> None:
+    assert sorted(p.stem for p in EXAMPLES.glob("*.py")) == sorted(NAMES)
+
+
+def test_app_is_the_s3_seeded_job_that_cdk_json_runs(synthesized: dict[str, Any]) -> None:
+    assert json.loads((ROOT / "cdk.json").read_text())["app"] == "python examples/app.py"
+    module, template = synthesized["app"]
+    assert module.STACK_NAME == "CleanRoomsMlExample"
+    jobs = _jobs(template)
+    assert len(jobs) == 1
+    ((logical_id, props),) = jobs.items()
+    seed = props["seedAudience"]
+    assert set(seed) == {"roleArn", "dataSource"}
+    role_id = seed["roleArn"]["Fn::GetAtt"][0]
+    assert role_id.startswith("CleanRoomsMlSeedRole")  # made by SeedAudience.from_bucket, not by hand
+    assert template["Resources"][role_id]["Type"] == "AWS::IAM::Role"
+    assert _getatt_output(template, "JobArn") == [logical_id, "AudienceGenerationJobArn"]
+    assert _getatt_output(template, "JobStatus") == [logical_id, "Status"]
+
+
+def test_sql_seed_example_has_a_query_job_and_a_template_job_with_compute(synthesized: dict[str, Any]) -> None:
+    module, template = synthesized["sql_seed"]
+    jobs = list(_jobs(template).values())
+    assert len(jobs) == 2
+    by_kind = {("queryString" in j["seedAudience"]["sqlParameters"]): j for j in jobs}
+    query, from_template = by_kind[True], by_kind[False]
+    assert query["seedAudience"]["sqlParameters"]["parameters"] == {"category": "garden", "since": "2025-03-01"}
+    assert "analysisTemplateArn" in from_template["seedAudience"]["sqlParameters"]
+    for job in jobs:
+        assert job["collaborationId"] == module.DEFAULTS["collaborationId"]
+        assert "dataSource" not in job["seedAudience"]
+        worker = job["seedAudience"]["sqlComputeConfiguration"]["worker"]
+        assert worker["type"] in ("CR.1X", "CR.4X") and isinstance(worker["number"], int)
+        assert worker["properties"]["spark"]  # Spark properties reach the request
+    assert _count(template, "AWS::StepFunctions::StateMachine") == 1  # one shared provider
+    # Both jobs use the one seed role SeedAudience.from_sql made for the membership.
+    (role_arn,) = {json.dumps(job["seedAudience"]["roleArn"]) for job in jobs}
+    role = template["Resources"][json.loads(role_arn)["Fn::GetAtt"][0]]
+    actions = json.dumps(role["Properties"]["Policies"])
+    assert "cleanrooms:StartProtectedQuery" in actions and "cleanrooms:GetProtectedQuery" in actions
+
+
+def test_cross_account_example_targets_another_accounts_model(synthesized: dict[str, Any]) -> None:
+    module, template = synthesized["cross_account"]
+    (props,) = _jobs(template).values()
+    assert props["configuredAudienceModelArn"].split(":")[4] == module.MODEL_OWNER_ACCOUNT
+    assert props["collaborationId"] == module.DEFAULTS["collaborationId"]
+    # The handler may start jobs from exactly that model (besides its own account's job ARNs).
+    policies = [r for r in template["Resources"].values() if r["Type"] == "AWS::IAM::Policy"]
+    start_resources = [
+        s["Resource"]
+        for p in policies
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        if s["Action"] == "cleanrooms-ml:StartAudienceGenerationJob"
+    ]
+    assert len(start_resources) == 1
+    assert props["configuredAudienceModelArn"] in start_resources[0]
+
+
+def test_many_jobs_example_stack_tags_reach_every_job(synthesized: dict[str, Any]) -> None:
+    module, template = synthesized["many_jobs"]
+    jobs = _jobs(template)
+    assert len(jobs) == len(module.SEGMENTS) == 3
+    for props in jobs.values():
+        tags = props["tags"]
+        assert {k: tags.get(k) for k in module.STACK_TAGS} == module.STACK_TAGS
+        assert tags["segment"] in {s.lower() for s in module.SEGMENTS}  # the job's own tags stay
+    # ... the same way they reach the native resources of the stack
+    bucket = next(r for r in template["Resources"].values() if r["Type"] == "AWS::S3::Bucket")
+    assert {t["Key"]: t["Value"] for t in bucket["Properties"]["Tags"]} == module.STACK_TAGS
+    assert len({p["name"] for p in jobs.values()}) == 3
+    assert _count(template, "AWS::StepFunctions::StateMachine") == 1
+    assert _count(template, "AWS::Lambda::Function") == 5  # 2 handlers + 3 framework functions, for all jobs
+
+
+def test_many_jobs_example_outputs_arns_status_and_metrics(synthesized: dict[str, Any]) -> None:
+    module, template = synthesized["many_jobs"]
+    jobs = _jobs(template)
+    attributes = {
+        "JobArn": "AudienceGenerationJobArn",
+        "Status": "Status",
+        "RecallMetric": "RecallMetric",
+        "RelevanceMetrics": "RelevanceMetrics",
+    }
+    seen = set()
+    for segment in module.SEGMENTS:
+        for suffix, attribute in attributes.items():
+            logical_id, got = _getatt_output(template, f"{segment}{suffix}")
+            assert got == attribute and logical_id in jobs
+            seen.add(logical_id)
+    assert seen == set(jobs)
+
+
+def test_an_example_runs_as_a_plain_script(tmp_path: Path) -> None:
+    env = {**os.environ, "CDK_OUTDIR": str(tmp_path / "out")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "constructs"), env.get("PYTHONPATH")]))
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "cross_account.py")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    template = _template(tmp_path / "out", "CleanRoomsMlCrossAccountExample")
+    assert len(_jobs(template)) == 1
