@@ -11,7 +11,7 @@ VENV="${CHECKOV_VENV:-$ROOT/.venv-checkov}"
 PYTHON="${PYTHON:-python3}"
 TARGET="${1:?usage: .ci/checkov.sh <cdk.out directory>}"
 
-# Checks that do not apply to this library's resources, with the reason in docs/security.md
+# Checks that do not apply to this library's resources, with the reason in the README's Security section
 # ("checkov: skipped checks"). Keep both lists in step.
 SKIP_CHECKS=(
   CKV_AWS_116 # Lambda DLQ: failures reach CloudFormation itself; a DLQ would keep copies of events (SQL parameters)

@@ -91,7 +91,7 @@ def find_job_by_name(name: str, configured_audience_model_arn: str, collaboratio
 
     Narrowed by the configured audience model so the listing stays short; read-only.
     """
-    request: dict[str, Any] = {"configuredAudienceModelArn": configured_audience_model_arn}
+    request: dict[str, Any] = {"configuredAudienceModelArn": configured_audience_model_arn, "maxResults": 100}
     if collaboration_id:
         request["collaborationId"] = collaboration_id
     while True:

@@ -91,7 +91,7 @@ def test_retried_create_adopts_the_job_it_already_started(stub: Stubber) -> None
                 _summary(NAME, JOB_ARN),
             ]
         },
-        {"configuredAudienceModelArn": MODEL_ARN},
+        {"configuredAudienceModelArn": MODEL_ARN, "maxResults": 100},
     )
     stub.add_response("get_audience_generation_job", job("CREATE_IN_PROGRESS"), {"audienceGenerationJobArn": JOB_ARN})
     assert entrypoints.on_event(event("Create", PROPS))["PhysicalResourceId"] == JOB_ARN
@@ -111,16 +111,15 @@ def test_quota_reached_answers_a_pending_id_and_is_complete_starts_the_job_later
     created = entrypoints.on_event(event("Create", PROPS))
     assert created["PhysicalResourceId"] == lifecycle.PENDING_PREFIX + NAME
     polled = {**event("Create", PROPS), **created}
-    # first poll: still no slot
-    stub.add_response("list_audience_generation_jobs", {"audienceGenerationJobs": []}, None)
+    # first poll: still no slot, and a Start is the only call
     client_error(stub, "start_audience_generation_job", "ServiceQuotaExceededException", 402)
     assert entrypoints.is_complete(polled) == {"IsComplete": False}
     # second poll: a slot is free, the job starts, and the physical id becomes its ARN
-    stub.add_response("list_audience_generation_jobs", {"audienceGenerationJobs": []}, None)
     stub.add_response("start_audience_generation_job", {"audienceGenerationJobArn": JOB_ARN}, REQUEST)
     stub.add_response("get_audience_generation_job", job("CREATE_PENDING"), {"audienceGenerationJobArn": JOB_ARN})
     assert entrypoints.is_complete(polled) == {"IsComplete": False}
-    # third poll: the job is found by name (is_complete keeps no state) and is ACTIVE
+    # third poll: is_complete keeps no state, so the Start meets the job's name and the job is found by it
+    client_error(stub, "start_audience_generation_job", "ConflictException", 409, "name exists")
     stub.add_response("list_audience_generation_jobs", {"audienceGenerationJobs": [_summary(NAME, JOB_ARN)]}, None)
     stub.add_response("get_audience_generation_job", job("ACTIVE"), {"audienceGenerationJobArn": JOB_ARN})
     stub.add_response(

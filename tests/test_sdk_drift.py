@@ -7,7 +7,7 @@ boto3/botocore 1.34.4 (December 2023, whose model knows no ``sqlParameters`` or
 reused), and a SQL-seeded request with a worker compute configuration reaches the local endpoint
 intact. The control: the same run without ``AWS_DATA_PATH`` fails before anything is sent.
 
-``python tests/test_sdk_drift.py`` prints the asset-size and cold-import measurements of docs/sdk-drift.md.
+``python tests/test_sdk_drift.py`` prints the asset-size and cold-import measurements of the README's SDK-drift section.
 """
 
 from __future__ import annotations
@@ -223,7 +223,7 @@ def test_the_old_botocore_itself_rejects_the_members_without_the_model(endpoint:
 
 
 # --------------------------------------------------------------------------------------------------
-# Measurements (docs/sdk-drift.md)
+# Measurements (the README's SDK-drift section)
 
 
 def zipped_size(directory: Path, *, with_models: bool) -> int:

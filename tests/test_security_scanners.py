@@ -2,7 +2,7 @@
 
 One app (both stacks) is synthesized once for the module with cdk-nag's AwsSolutionsChecks applied
 the cdk-nag 3 way; cfn-lint and checkov then read the same cloud assembly. A finding fails the suite:
-what must stay is acknowledged in the library's code, with the reasons docs/security.md lists.
+what must stay is acknowledged in the library's code, with the reasons the README's Security section lists.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from tests.helpers import ACCOUNT, COLLABORATION_ID, MODEL_ARN, REGION
 ROOT = Path(__file__).resolve().parent.parent
 MEMBERSHIP_ARN = f"arn:aws:cleanrooms:{REGION}:{ACCOUNT}:membership/{COLLABORATION_ID}"
 TEMPLATE_ARN = f"{MEMBERSHIP_ARN}/analysistemplate/1a2b3c4d-5e6f-4a3b-8c9d-0e1f2a3b4c5d"
-#: The only checks the checkov script skips for every resource (docs/security.md says why).
+#: The only checks the checkov script skips for every resource (the README's Security section says why).
 GLOBAL_CHECKOV_SKIPS = {"CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_158", "CKV_AWS_173"}
 
 
@@ -139,11 +139,11 @@ def test_what_stays_is_acknowledged_in_the_library_with_a_reason(
                 for rule, reason in dict(entry.data).items():
                     acknowledged[f"{construct.node.path} {rule.split('::', 1)[-1]}"] = reason
     library = {k: v for k, v in acknowledged.items() if "/CleanRoomsMl" in k}
-    # Each stays for a reason docs/security.md gives: no other rule may be acknowledged by the library.
+    # Each stays for a reason the README's Security section gives: no other rule may be acknowledged by the library.
     assert sorted({k.split(" ", 1)[1].split("[")[0] for k in library}) == ["AwsSolutions-IAM5", "AwsSolutions-SF2"]
     assert all(len(reason) > 80 for reason in library.values()), library
     findings = sorted({k.split(" ", 1)[1] for k in library})
-    docs = (ROOT / "docs" / "security.md").read_text()
+    docs = (ROOT / "README.md").read_text()
     for finding in findings:
         assert finding.split("[")[0] in docs
     assert "AwsSolutions-IAM5[Resource::*]" in findings
@@ -188,7 +188,7 @@ def test_checkov_has_no_failed_check_except_the_documented_skips(assembly: tuple
     skipped = {(s["check_id"], s["resource"].split(".")[0]) for s in report["results"].get("skipped_checks", [])}
     assert {check for check, _type in skipped} <= {"CKV_AWS_18", "CKV_AWS_111"}
     script = (ROOT / ".ci" / "checkov.sh").read_text()
-    docs = (ROOT / "docs" / "security.md").read_text()
+    docs = (ROOT / "README.md").read_text()
     for check in GLOBAL_CHECKOV_SKIPS | {"CKV_AWS_111"}:
         assert check in docs
     for check in GLOBAL_CHECKOV_SKIPS:

@@ -29,11 +29,15 @@ from .seed_audience import SeedAudience
 from .service_model import start_request_shape
 from .validation import Issue, ValidationError
 
+#: The CloudFormation type of every job resource.
 RESOURCE_TYPE = "Custom::CleanRoomsMlAudienceGenerationJob"
+
 
 def max_name_length() -> int:
     """The service's limit on job names (NameString's max in the installed model); generated names stay within it."""
     return int(start_request_shape().members["name"].metadata["max"])
+
+
 _HASH_LENGTH = 10
 
 #: Request members whose change needs a new job (and so a new generated name). Tags change in place.
@@ -85,6 +89,18 @@ class _StackShared:
 
 
 _SHARED: weakref.WeakKeyDictionary[Stack, _StackShared] = weakref.WeakKeyDictionary()
+_STACK_OF: weakref.WeakKeyDictionary[Construct, Stack] = weakref.WeakKeyDictionary()
+
+
+def _stack_of(scope: Construct) -> Stack:
+    """``Stack.of(scope)``, asked once per scope: a construct never moves to another stack."""
+    try:
+        found = _STACK_OF.get(scope)
+    except TypeError:  # not a construct: let Stack.of say so
+        return Stack.of(scope)
+    if found is None:
+        found = _STACK_OF[scope] = Stack.of(scope)
+    return found
 
 
 def _shared(stack: Stack) -> _StackShared:
@@ -144,7 +160,7 @@ class AudienceGenerationJob(Construct):
         :param poll_interval: how often the job's status is read while waiting. Default: the stack
             provider's (30 seconds). Jobs with different intervals use different providers.
         """
-        stack = Stack.of(scope)
+        stack = _stack_of(scope)
         request, issues = _request(
             configured_audience_model_arn=configured_audience_model_arn,
             seed_audience=seed_audience,
@@ -179,7 +195,8 @@ class AudienceGenerationJob(Construct):
         path: str,
     ) -> None:
         self.name: str = explicit_name if explicit_name is not None else _generated_name(stack, path, request)
-        """The job's name: the one given, or the one derived from the construct path."""
+        """The job's name (API field ``name``): the one given, or by default one derived from the construct path
+        plus a hash of the stack name and the members that force a new job (at most 63 characters)."""
         request["name"] = self.name
         user_tags = request.pop("tags", None) or {}
         self._tags = TagManager(TagType.MAP, RESOURCE_TYPE, user_tags)
@@ -199,29 +216,33 @@ class AudienceGenerationJob(Construct):
                 **control,
             },
         )
-        """The custom resource (escape hatch)."""
+        """The ``CfnResource`` of type ``RESOURCE_TYPE`` (escape hatch)."""
         self.resource.apply_removal_policy(removal_policy or RemovalPolicy.DESTROY)
         _shared(stack).tag_validation().jobs.append(self)  # last: a job whose build failed is not in the tree
 
     # The attributes are made on first use: most jobs never read them, and each costs two jsii calls.
     @functools.cached_property
     def audience_generation_job_arn(self) -> str:
-        """The job's ARN (GetAtt ``AudienceGenerationJobArn``)."""
+        """The job's ARN (GetAtt ``AudienceGenerationJobArn``; the API's ``audienceGenerationJobArn``)."""
         return self.resource.get_att("AudienceGenerationJobArn").to_string()
 
     @functools.cached_property
     def status(self) -> str:
-        """The job's status when its deploy step ended, e.g. ACTIVE (GetAtt ``Status``)."""
+        """The job's status when its deploy step ended (GetAtt ``Status``; GetAudienceGenerationJob ``status``):
+        ACTIVE, or with ``wait_for_completion=False`` the status right after the start (e.g. CREATE_PENDING)."""
         return self.resource.get_att("Status").to_string()
 
     @functools.cached_property
     def recall_metric(self) -> str:
-        """The service's recall metric once ACTIVE, else empty (GetAtt ``RecallMetric``)."""
+        """The service's recall metric once ACTIVE, else empty (GetAtt ``RecallMetric``; ``metrics.recallMetric``).
+
+        Empty when the deploy step did not wait for ACTIVE."""
         return self.resource.get_att("RecallMetric").to_string()
 
     @functools.cached_property
     def relevance_metrics(self) -> str:
-        """The service's relevance metrics as a JSON string once ACTIVE, else empty (GetAtt ``RelevanceMetrics``)."""
+        """The service's relevance metrics as a JSON string once ACTIVE, else empty (GetAtt ``RelevanceMetrics``;
+        ``metrics.relevanceMetrics``). Empty when the deploy step did not wait for ACTIVE."""
         return self.resource.get_att("RelevanceMetrics").to_string()
 
     @property
@@ -230,7 +251,8 @@ class AudienceGenerationJob(Construct):
         return self._tags
 
     def rendered_tags(self) -> dict[str, str]:
-        """The tags the job is started with (own tags plus those applied through ``Tags.of``)."""
+        """The tags the job is started with (own tags plus those applied through ``Tags.of``); complete only once
+        the ``Tags.of`` aspects have run, at synth."""
         rendered = self._tags.render_tags()
         return dict(rendered) if isinstance(rendered, dict) else {}
 

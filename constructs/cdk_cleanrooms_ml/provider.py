@@ -4,7 +4,7 @@ One provider per stack and poll interval, whatever the number of jobs: a job add
 resource and nothing else. Its functions and the framework's waiter state machine share one log
 group that the library creates (with a retention the user sets); the roles write to it with their
 own statements, not an AWS-managed policy. What no code can narrow is acknowledged here for
-cdk-nag, with the reason (docs/security.md lists the same).
+cdk-nag, with the reason (the README's Security section lists the same).
 """
 
 from __future__ import annotations
@@ -62,7 +62,9 @@ class AudienceGenerationProvider(Construct):
         super().__init__(scope, id)
         interval = poll_interval or DEFAULT_POLL_INTERVAL
         self.poll_interval_seconds = int(interval.to_seconds())
+        """How often is_complete reads a job's status (the waiter's query interval), in seconds."""
         self.statements = HandlerStatements()
+        """The handler role's statements, widened by ``allow_job`` for each job's model and seed role."""
 
         self.log_group = logs.LogGroup(
             self,
@@ -70,12 +72,14 @@ class AudienceGenerationProvider(Construct):
             retention=log_retention or logs.RetentionDays.ONE_YEAR,
             removal_policy=RemovalPolicy.RETAIN,
         )
+        """The one log group of the provider's five functions and its waiter state machine."""
         self.handler_role = iam.Role(
             self,
             "HandlerRole",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description="cdk-cleanrooms-ml: starts, watches, tags and deletes audience generation jobs",
         )
+        """The role of the two Python handlers (see the README's Security section for its statements)."""
         for statement in [*self.statements.all(), log_statement(self.log_group.log_group_arn)]:
             self.handler_role.add_to_policy(statement)
 
@@ -126,6 +130,7 @@ class AudienceGenerationProvider(Construct):
             ),
             disable_waiter_state_machine_logging=False,
         )
+        """The aws-cdk-lib ``custom_resources.Provider`` behind the jobs (escape hatch)."""
         self._drop_redundant_dependencies()
         self._acknowledge_findings(functions)
 
@@ -145,7 +150,7 @@ class AudienceGenerationProvider(Construct):
                 construct.add_override("DependsOn", [policy_resource.logical_id])
 
     def _acknowledge_findings(self, functions: dict[str, lambda_.Function]) -> None:
-        """The cdk-nag findings that stay, each with the reason a reviewer needs (docs/security.md)."""
+        """The cdk-nag findings that stay, each with the reason a reviewer needs (the README's Security section)."""
         acknowledge_wildcards(self.handler_role, ["Resource::*"], _REASON_LIST_JOBS)
         acknowledge_wildcards(
             self.handler_role,
@@ -168,6 +173,7 @@ class AudienceGenerationProvider(Construct):
 
     @property
     def service_token(self) -> str:
+        """The ARN of the Provider framework's onEvent function: the ServiceToken of every job it serves."""
         return self.provider.service_token
 
     def allow_job(self, configured_audience_model_arn: str, seed_role_arn: str) -> None:
@@ -181,7 +187,10 @@ class AudienceGenerationProvider(Construct):
         poll_interval: Duration | None = None,
         log_retention: logs.RetentionDays | None = None,
     ) -> AudienceGenerationProvider:
-        """The stack's provider for this poll interval, created on first use."""
+        """The stack's provider for this poll interval, created on first use.
+
+        ``log_retention`` applies only when this call creates the provider (default: one year).
+        """
         stack = Stack.of(scope)
         seconds = int((poll_interval or DEFAULT_POLL_INTERVAL).to_seconds())
         child_id = _ID if seconds == int(DEFAULT_POLL_INTERVAL.to_seconds()) else f"{_ID}{seconds}s"

@@ -38,8 +38,11 @@ class WorkerComputeType:
     """The type as the API spells it, e.g. ``"CR.4X"``."""
 
     CR_1X: ClassVar[WorkerComputeType]
+    """``CR.1X``: the smallest worker type."""
     CR_4X: ClassVar[WorkerComputeType]
+    """``CR.4X``: four times the resources of ``CR.1X``."""
     CR_8X: ClassVar[WorkerComputeType]
+    """``CR.8X``: eight times the resources of ``CR.1X`` (newer than the printed API reference)."""
 
     @classmethod
     def of(cls, value: str) -> WorkerComputeType:
@@ -108,10 +111,12 @@ class SqlParameters:
     """The SQL query (``queryString``). Default: none; exactly one of this and ``analysis_template_arn``."""
 
     analysis_template_arn: str | None = None
-    """An analysis template of the collaboration (``analysisTemplateArn``). Default: none."""
+    """An analysis template of the collaboration (``analysisTemplateArn``). Default: none; exactly one of this and
+    ``query_string``."""
 
     parameters: dict[str, str] | None = None
-    """Values for the query's parameters (``parameters``). Default: none."""
+    """Values for the query's parameters (``parameters``). Default: none. Sensitive: never logged or repeated in
+    error messages by this library (see the README's Security section for what CloudFormation records)."""
 
     def _render(self) -> dict[str, Any]:
         rendered: dict[str, Any] = {}
@@ -141,7 +146,8 @@ class SeedAudience:
     """A protected-query seed (``sqlParameters``). Default: none."""
 
     sql_compute_configuration: WorkerComputeConfiguration | None = None
-    """Compute for a SQL seed (``sqlComputeConfiguration``). Default: none (the service's default compute)."""
+    """Compute for a SQL seed (``sqlComputeConfiguration``), only with ``sql_parameters``. Default: none (the
+    service's default compute)."""
 
     @classmethod
     def from_bucket(

@@ -31,7 +31,9 @@ class ValidationError(ValueError):
 
     def __init__(self, construct_path: str, issues: Iterable[Issue]) -> None:
         self.construct_path = construct_path
+        """The path of the construct whose props were rejected."""
         self.issues = list(issues)
+        """Every broken rule, in the order found."""
         count = len(self.issues)
         header = f"{construct_path}: {count} invalid prop{'s' if count != 1 else ''}:"
         super().__init__("\n".join([header, *format_issues(construct_path, self.issues)]))
