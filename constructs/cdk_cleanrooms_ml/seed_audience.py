@@ -7,12 +7,14 @@ service's own member names, so the custom resource's properties are the API requ
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_s3 as s3
 
 from constructs import Construct
+
+if TYPE_CHECKING:  # only in annotations: importing aws_s3 costs every synth ~50 ms
+    from aws_cdk import aws_s3 as s3
 
 from . import seed_roles
 

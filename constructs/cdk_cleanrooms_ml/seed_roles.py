@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import TYPE_CHECKING
 
 from aws_cdk import Aws, Stack
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_s3 as s3
 
 from constructs import Construct
+
+if TYPE_CHECKING:  # only in annotations: importing aws_s3 costs every synth ~50 ms
+    from aws_cdk import aws_s3 as s3
 
 from .iam_statements import SERVICE_PRINCIPAL, acknowledge_wildcards, nag_text, skip_checkov
 

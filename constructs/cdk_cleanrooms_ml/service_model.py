@@ -8,26 +8,32 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import botocore.session
+# The loader and the model classes only: botocore.session would also import the client machinery,
+# which synthesis never uses (about 0.1 s per `cdk synth`).
+import botocore.loaders
+import botocore.model
 
 SERVICE_NAME = "cleanroomsml"
 START_OPERATION = "StartAudienceGenerationJob"
 
 
 @lru_cache(maxsize=1)
-def _session() -> Any:
-    return botocore.session.get_session()
+def _loader() -> Any:
+    # Honours AWS_DATA_PATH like a botocore session does.
+    return botocore.loaders.create_loader(os.environ.get("AWS_DATA_PATH"))
 
 
 @lru_cache(maxsize=1)
 def service_model() -> Any:
-    return _session().get_service_model(SERVICE_NAME)
+    """The installed ``cleanroomsml`` model (the newest API version botocore has)."""
+    return botocore.model.ServiceModel(_loader().load_service_model(SERVICE_NAME, "service-2"), SERVICE_NAME)
 
 
 def start_request_shape() -> Any:
@@ -60,7 +66,7 @@ def model_files() -> dict[str, bytes]:
     (most of the file's size), and is written as plain JSON (older botocore releases read no
     compressed models), minified with sorted keys so the bytes depend on the model alone.
     """
-    loader = _session().get_component("data_loader")
+    loader = _loader()
     version = service_model().api_version
     data = loader.load_service_model(SERVICE_NAME, "service-2", version)
     operations = {name: data["operations"][name] for name in HANDLER_OPERATIONS}
