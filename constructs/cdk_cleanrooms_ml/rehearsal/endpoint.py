@@ -57,7 +57,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import botocore.session
 
-from ..service_model import SERVICE_NAME, model_rules, service_model
+from ..service_model import HANDLER_OPERATIONS, SERVICE_NAME, model_rules, service_model
 
 __all__ = ["ACCOUNT", "REGION", "Call", "Endpoint", "Job", "ServiceError"]
 
@@ -65,15 +65,7 @@ ACCOUNT = "111122223333"
 REGION = "us-east-1"
 
 #: The operations this endpoint serves (the handler's).
-OPERATIONS = (
-    "StartAudienceGenerationJob",
-    "GetAudienceGenerationJob",
-    "DeleteAudienceGenerationJob",
-    "ListAudienceGenerationJobs",
-    "TagResource",
-    "UntagResource",
-    "ListTagsForResource",
-)
+OPERATIONS = HANDLER_OPERATIONS
 
 CREATING = ("CREATE_PENDING", "CREATE_IN_PROGRESS")
 DELETING = ("DELETE_PENDING", "DELETE_IN_PROGRESS")
