@@ -38,8 +38,8 @@ def client() -> Any:
             "cleanroomsml",
             config=Config(
                 retries={"mode": "standard", "max_attempts": RETRY_ATTEMPTS},
-                connect_timeout=10,
-                read_timeout=30,
+                connect_timeout=5,
+                read_timeout=20,  # 8 x (5 s + 20 s) + backoff stays under the functions' 5-minute timeout
                 user_agent_extra="cdk-cleanrooms-ml",
             ),
         )

@@ -95,7 +95,9 @@ class AudienceGenerationProvider(Construct):
                 role=self.handler_role,
                 log_group=self.log_group,
                 memory_size=256,
-                timeout=Duration.minutes(2),
+                # Longer than the client's worst case (8 attempts, 30 s reads, backoff): a handler cut off
+                # mid-call could leave a started job that CloudFormation never hears of.
+                timeout=Duration.minutes(5),
                 environment={"AWS_DATA_PATH": f"/var/task/{MODELS_DIR}"},
                 description=f"cdk-cleanrooms-ml audience generation job handler ({entry})",
             )
