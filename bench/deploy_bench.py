@@ -270,9 +270,10 @@ def render(report: dict[str, Any]) -> str:
             f"{many['delete_api_calls']} |",
             f"| jobs left after delete | {many['jobs_left_after_delete']} |",
             "",
-            "A job that meets the quota gets a pending physical id; each of its polls tries Start again, which is "
-            "the only call while it waits. Once a poll has started it, the next Start meets the job's name "
-            "(ConflictException) and the job is found by name: one List call (pages of 100) and a Get.",
+            "A job that meets the quota gets a pending physical id; each of its polls tries Start again and, as the "
+            "service may check its quota before the name, looks the job up by name (one List call, pages of 100). "
+            "Once a poll has started it, the next Start meets the job's name (ConflictException) and the job is "
+            "found by name: one List call and a Get.",
         ]
     lines += [
         "",

@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 import lifecycle
+import model_rules
 import properties
 import service
 
@@ -31,7 +32,7 @@ def _checked(event: Any) -> tuple[str, str, service.Home]:
     request_type = event.get("RequestType")
     if request_type not in REQUEST_TYPES:
         raise EventError(
-            f"unknown RequestType {lifecycle_value(request_type)}; expected one of {', '.join(REQUEST_TYPES)}"
+            f"unknown RequestType {model_rules.shorten(request_type)}; expected one of {', '.join(REQUEST_TYPES)}"
         )
     logical_id = event.get("LogicalResourceId")
     if not isinstance(logical_id, str) or not logical_id:
@@ -45,11 +46,6 @@ def _checked(event: Any) -> tuple[str, str, service.Home]:
     if request_type == "Update" and not isinstance(event.get("OldResourceProperties"), dict):
         raise EventError("an Update event needs OldResourceProperties")
     return str(request_type), logical_id, home
-
-
-def lifecycle_value(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _request(raw_properties: Any) -> tuple[dict[str, Any], properties.Control]:
@@ -90,7 +86,7 @@ def is_complete(event: Any, context: Any = None) -> dict[str, Any]:
     if physical_id.startswith("arn:") and not home.owns_job_arn(physical_id):
         # on_event only ever answers with a job ARN of the stack's home: anything else is not our job.
         raise EventError(
-            f"physical id {lifecycle_value(physical_id)} is not an audience generation job ARN of this stack's "
+            f"physical id {model_rules.shorten(physical_id)} is not an audience generation job ARN of this stack's "
             "account and region; refusing to read or delete it"
         )
     if request_type == "Delete":

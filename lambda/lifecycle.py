@@ -268,9 +268,9 @@ def _discard_failed_replacement(event: dict[str, Any], request: dict[str, Any]) 
 def _poll_create(event: dict[str, Any], request: dict[str, Any], control: Control) -> dict[str, Any]:
     physical_id = str(event.get("PhysicalResourceId", ""))
     if physical_id.startswith(PENDING_PREFIX):
-        # Start first: while the job waits for a slot that is the only call a poll makes; once an earlier
-        # poll started it, the service answers ConflictException and the job is found by its name.
-        arn = start_or_adopt(request)
+        # Start first; once an earlier poll started the job, the service answers ConflictException and the
+        # job is found by its name. It may check its quota before the name, so a quota answer looks too.
+        arn = start_or_adopt(request) or _adopt(request)
         if arn is None:
             late, elapsed, timeout = _deadline_passed(event, control)
             if late:

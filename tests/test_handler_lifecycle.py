@@ -111,8 +111,9 @@ def test_quota_reached_answers_a_pending_id_and_is_complete_starts_the_job_later
     created = entrypoints.on_event(event("Create", PROPS))
     assert created["PhysicalResourceId"] == lifecycle.PENDING_PREFIX + NAME
     polled = {**event("Create", PROPS), **created}
-    # first poll: still no slot, and a Start is the only call
+    # first poll: still no slot, and no job of that name runs yet (the service may check its quota first)
     client_error(stub, "start_audience_generation_job", "ServiceQuotaExceededException", 402)
+    stub.add_response("list_audience_generation_jobs", {"audienceGenerationJobs": []}, None)
     assert entrypoints.is_complete(polled) == {"IsComplete": False}
     # second poll: a slot is free, the job starts, and the physical id becomes its ARN
     stub.add_response("start_audience_generation_job", {"audienceGenerationJobArn": JOB_ARN}, REQUEST)
@@ -315,3 +316,13 @@ def test_a_failed_replacement_deletes_its_new_job_and_leaves_the_old_one(stub: S
     stub.add_response("delete_audience_generation_job", {}, {"audienceGenerationJobArn": new_arn})
     with pytest.raises(lifecycle.JobError, match="bad seed"):
         entrypoints.is_complete({**_update(new), **updated})
+
+
+def test_a_pending_job_is_found_by_name_even_when_the_quota_answers_first(stub: Stubber) -> None:
+    polled = {**event("Create", PROPS), "PhysicalResourceId": lifecycle.PENDING_PREFIX + NAME, "StartedAt": 9e18}
+    client_error(stub, "start_audience_generation_job", "ServiceQuotaExceededException", 402)
+    stub.add_response("list_audience_generation_jobs", {"audienceGenerationJobs": [_summary(NAME, JOB_ARN)]}, None)
+    stub.add_response("get_audience_generation_job", job("CREATE_IN_PROGRESS"), {"audienceGenerationJobArn": JOB_ARN})
+    stub.add_response("get_audience_generation_job", job("ACTIVE"), {"audienceGenerationJobArn": JOB_ARN})
+    done = entrypoints.is_complete(polled)
+    assert done["IsComplete"] is True and done["PhysicalResourceId"] == JOB_ARN
