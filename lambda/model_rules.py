@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from functools import cache
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 __all__ = ["DecodeError", "Problem", "Shape", "check", "decode", "python_name"]
 
@@ -43,8 +42,7 @@ class Shape(Protocol):
     metadata: Mapping[str, Any]
 
 
-@dataclass(frozen=True)
-class Problem:
+class Problem(NamedTuple):
     """One broken rule: the API member path (dotted), the offending value, and the rule in words."""
 
     path: str

@@ -8,8 +8,7 @@ every scalar as a string; the types are restored by walking the request shape of
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import model_rules
 
@@ -34,8 +33,7 @@ class PropertyError(ValueError):
     """The event's properties cannot be a valid request; nothing was sent to the service."""
 
 
-@dataclass(frozen=True)
-class Control:
+class Control(NamedTuple):
     """How the handler treats one job (from the control properties)."""
 
     wait_for_completion: bool = True

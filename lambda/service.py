@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import boto3
 from botocore.config import Config
@@ -60,8 +59,7 @@ def error_message(error: ClientError) -> str:
     return f"{err.get('Code', 'Error')}: {err.get('Message', '') or str(error)}"
 
 
-@dataclass(frozen=True)
-class Home:
+class Home(NamedTuple):
     """The partition, region and account that the stack (and so every job it owns) lives in."""
 
     partition: str
@@ -79,7 +77,7 @@ class Home:
         match = _JOB_ARN.fullmatch(arn)
         if match is None:
             return False
-        return (match["partition"], match["region"], match["account"]) == (self.partition, self.region, self.account)
+        return (match["partition"], match["region"], match["account"]) == self
 
 
 def looks_like_job_arn(value: str) -> bool:
