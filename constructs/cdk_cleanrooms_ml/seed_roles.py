@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from aws_cdk import Aws, Stack
@@ -183,21 +184,26 @@ def seed_role_for_bucket(
         new seed location gets a new role.
     """
     kind, location = seed_location(key, prefix)
-    parent = scope if scope is not None else Stack.of(bucket)
-    digest = _digest(bucket.node.path, kind, location)
+    role, created = _seed_role_once(
+        scope if scope is not None else Stack.of(bucket),
+        _digest(bucket.node.path, kind, location),
+        lambda: seed_read_statements(bucket, key=key, prefix=prefix),
+        f"cdk-cleanrooms-ml: lets Clean Rooms ML read the seed audience at the {kind} {location}",
+    )
+    if created and prefix is not None:
+        _acknowledge_prefix_wildcard(role, bucket, prefix)
+    return role
+
+
+def _seed_role_once(
+    parent: Construct, digest: str, statements: Callable[[], list[iam.PolicyStatement]], description: str
+) -> tuple[iam.Role, bool]:
+    """The seed role ``CleanRoomsMlSeedRole<digest>`` of ``parent``, and whether this call created it."""
     role_id = f"{SEED_ROLE_ID_PREFIX}{digest}"
     existing = parent.node.try_find_child(role_id)
     if isinstance(existing, iam.Role):
-        return existing
-    role = create_seed_role(
-        parent,
-        role_id,
-        seed_read_statements(bucket, key=key, prefix=prefix),
-        description=f"cdk-cleanrooms-ml: lets Clean Rooms ML read the seed audience at the {kind} {location}",
-    )
-    if prefix is not None:
-        _acknowledge_prefix_wildcard(role, bucket, prefix)
-    return role
+        return existing, False
+    return create_seed_role(parent, role_id, statements(), description=description), True
 
 
 # --------------------------------------------------------------------------------------------------
@@ -240,19 +246,15 @@ def seed_role_for_sql(scope: Construct, membership_arn: str) -> iam.Role:
 
     Its construct id is ``CleanRoomsMlSeedRole<hash of the membership ARN>``.
     """
-    digest = _digest("sql", membership_arn)
-    role_id = f"{SEED_ROLE_ID_PREFIX}{digest}"
-    existing = scope.node.try_find_child(role_id)
-    if isinstance(existing, iam.Role):
-        return existing
-    role = create_seed_role(
+    role, created = _seed_role_once(
         scope,
-        role_id,
-        protected_query_statements(membership_arn),
-        description="cdk-cleanrooms-ml: lets Clean Rooms ML run a seed audience's protected query",
+        _digest("sql", membership_arn),
+        lambda: protected_query_statements(membership_arn),
+        "cdk-cleanrooms-ml: lets Clean Rooms ML run a seed audience's protected query",
     )
-    acknowledge_wildcards(role, ["Resource::*"], _PROTECTED_QUERY_REASON)
-    skip_checkov(role.node.default_child, "CKV_AWS_111", _PROTECTED_QUERY_REASON)
+    if created:
+        acknowledge_wildcards(role, ["Resource::*"], _PROTECTED_QUERY_REASON)
+        skip_checkov(role.node.default_child, "CKV_AWS_111", _PROTECTED_QUERY_REASON)
     return role
 
 
