@@ -314,56 +314,81 @@ class Rehearsal:
     ) -> str:
         """Create/Update per ``plan`` in dependency order, custom resources concurrently. Returns the first
         failure reason ('' when all succeeded); after a failure nothing new starts."""
-        graph = dependencies({"Resources": resources})
+        failures: list[str] = []
+
+        def start(logical_id: str) -> Callable[[], Any] | None:
+            action, _ = plan[logical_id]
+            resource = resources[logical_id]
+            if action == "Keep":
+                return None
+            if not is_custom(str(resource.get("Type", ""))):
+                self._paper(outcome, logical_id, resource, action)
+                return None
+            return lambda: self._custom(outcome, logical_id, resource, action, logical_id in twice)
+
+        def finish(logical_id: str, future: Future[Any]) -> None:
+            try:
+                response = future.result()
+            except Exception as error:  # the rehearsal itself broke: a failure, clearly
+                response = Response("FAILED", "", reason=f"rehearsal error: {error!r}")
+            if response is not None and response.status != "SUCCESS":
+                failures.append(f"{logical_id}: {response.reason}")
+
+        done = self._in_order(
+            dependencies({"Resources": resources}), start, finish, halted=lambda: bool(failures), name="cfn"
+        )
+        missing = [k for k in resources if k not in done]
+        if failures:
+            return failures[0]
+        return f"resources never became ready: {', '.join(sorted(missing))}" if missing else ""
+
+    def _in_order(
+        self,
+        before: dict[str, set[str]],
+        start: Callable[[str], Callable[[], Any] | None],
+        finish: Callable[[str, Future[Any]], None],
+        *,
+        halted: Callable[[], bool] = lambda: False,
+        name: str,
+    ) -> set[str]:
+        """CloudFormation's scheduling: each key starts once every key in ``before[key]`` is done, independent
+        ones at the same time. ``start`` handles a key at once (returning None) or returns the task to run in
+        the pool, whose future ``finish`` receives. Once ``halted()``, nothing new starts. Returns the keys done."""
         done: set[str] = set()
-        failure = ""
-        running: dict[Future[Response | None], str] = {}
+        running: dict[Future[Any], str] = {}
         clock = self._clock
         clock.register()  # this thread: time may not jump while it hands out work
-        with ThreadPoolExecutor(max_workers=64, thread_name_prefix="cfn") as pool:
+        with ThreadPoolExecutor(max_workers=64, thread_name_prefix=name) as pool:
             try:
                 while True:
                     ready = [
                         k
-                        for k in resources
-                        if k not in done and k not in running.values() and graph[k] <= done and not failure
+                        for k in before
+                        if k not in done and k not in running.values() and before[k] <= done and not halted()
                     ]
-                    for logical_id in ready:
-                        action, _ = plan[logical_id]
-                        resource = resources[logical_id]
-                        if action == "Keep":
-                            done.add(logical_id)
-                        elif not is_custom(str(resource.get("Type", ""))):
-                            self._paper(outcome, logical_id, resource, action)
-                            done.add(logical_id)
+                    handled = False
+                    for key in ready:
+                        task = start(key)
+                        if task is None:
+                            done.add(key)
+                            handled = True
                         else:
                             clock.register()
-                            future = pool.submit(
-                                self._custom, outcome, logical_id, resource, action, logical_id in twice
-                            )
-                            running[future] = logical_id
-                    if ready and any(k in done for k in ready):
-                        continue  # resources on paper may have unblocked others
+                            running[pool.submit(task)] = key
+                    if handled:
+                        continue  # what was handled at once may have unblocked others
                     if not running:
                         break
                     with clock.idle():
                         finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
                     for future in finished:
-                        logical_id = running.pop(future)
-                        try:
-                            response = future.result()
-                        except Exception as error:  # the rehearsal itself broke: a failure, clearly
-                            response = Response("FAILED", "", reason=f"rehearsal error: {error!r}")
-                        if response is not None and response.status != "SUCCESS" and not failure:
-                            failure = f"{logical_id}: {response.reason}"
-                        done.add(logical_id)
+                        key = running.pop(future)
+                        finish(key, future)
+                        done.add(key)  # a failure does not block the rest: CloudFormation goes on
                         clock.unregister()
             finally:
                 clock.unregister()
-        missing = [k for k in resources if k not in done]
-        if missing and not failure:
-            failure = f"resources never became ready: {', '.join(sorted(missing))}"
-        return failure
+        return done
 
     def _paper(self, outcome: Outcome, logical_id: str, resource: dict[str, Any], action: str) -> None:
         with self._lock:
@@ -547,53 +572,31 @@ class Rehearsal:
         for k, deps in graph.items():
             for dep in deps:
                 dependents[dep].add(k)
-        done: set[str] = set()
-        ok = True
-        running: dict[Future[bool], str] = {}
-        clock = self._clock
-        clock.register()
-        with ThreadPoolExecutor(max_workers=64, thread_name_prefix="cfn-delete") as pool:
-            try:
-                while True:
-                    ready = [
-                        k for k in targets if k not in done and k not in running.values() and dependents[k] <= done
-                    ]
-                    for logical_id in ready:
-                        deployed = targets[logical_id]
-                        policy = deployed.resource.get("DeletionPolicy", "Delete")
-                        retain = policy == "Retain" or (policy == "RetainExceptOnCreate" and not on_create_rollback)
-                        if not is_custom(str(deployed.resource.get("Type", ""))) or (
-                            retain and deployed.physical_id != CREATE_FAILED_MARKER
-                        ):
-                            self._delete_one(outcome, logical_id, deployed, retain=retain, rollback=rollback)
-                            self._forget(logical_id, source)
-                            done.add(logical_id)
-                            continue
-                        clock.register()
-                        running[pool.submit(self._delete_task, outcome, logical_id, deployed, rollback)] = logical_id
-                    if any(k in done for k in ready) and len(done) < len(targets) and not running:
-                        continue
-                    if not running:
-                        break
-                    with clock.idle():
-                        finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        logical_id = running.pop(future)
-                        try:
-                            success = future.result()
-                        except Exception:
-                            success = False
-                        ok &= success
-                        if success:
-                            self._forget(logical_id, source)
-                        done.add(logical_id)  # a failed delete does not block the rest (CloudFormation goes on)
-                        clock.unregister()
-            finally:
-                clock.unregister()
-        return ok
+        results: list[bool] = []
 
-    def _delete_task(self, outcome: Outcome, logical_id: str, deployed: _Deployed, rollback: bool) -> bool:
-        return self._delete_one(outcome, logical_id, deployed, retain=False, rollback=rollback)
+        def start(logical_id: str) -> Callable[[], bool] | None:
+            deployed = targets[logical_id]
+            policy = deployed.resource.get("DeletionPolicy", "Delete")
+            retain = policy == "Retain" or (policy == "RetainExceptOnCreate" and not on_create_rollback)
+            if not is_custom(str(deployed.resource.get("Type", ""))) or (
+                retain and deployed.physical_id != CREATE_FAILED_MARKER
+            ):
+                self._delete_one(outcome, logical_id, deployed, retain=retain, rollback=rollback)
+                self._forget(logical_id, source)
+                return None
+            return lambda: self._delete_one(outcome, logical_id, deployed, retain=False, rollback=rollback)
+
+        def finish(logical_id: str, future: Future[Any]) -> None:
+            try:
+                success = bool(future.result())
+            except Exception:
+                success = False
+            results.append(success)
+            if success:
+                self._forget(logical_id, source)
+
+        self._in_order(dependents, start, finish, name="cfn-delete")
+        return all(results)
 
     def _forget(self, logical_id: str, source: dict[str, _Deployed] | None) -> None:
         with self._lock:
