@@ -48,7 +48,7 @@ class LookalikeStack(Stack):
             seed_audience=SeedAudience.from_bucket(bucket, key=SEED_KEY),
             description="Lookalike audience from the spring campaign's converters",
             tags={"team": "ads"},
-            timeout=Duration.minutes(60),
+            timeout=Duration.minutes(55),
         )
         CfnOutput(self, "JobArn", value=job.audience_generation_job_arn)
         CfnOutput(self, "JobStatus", value=job.status)

@@ -1,9 +1,9 @@
 """Lambda entry points for the CDK Provider framework: ``entrypoints.on_event`` and ``entrypoints.is_complete``.
 
-Both check the event before anything else: a malformed or unexpected event fails with a clear
-message and no call that could change anything. Logs carry the request type, the logical id, the
-job ARN and status -- never property values, request bodies or responses (SQL parameters are
-sensitive).
+Both check the event before anything else: a malformed or unexpected event fails with an EventError
+and no call that could change anything. The event's ``ResourceType`` picks the resource spec, so one
+provider serves every type of this library. Logs carry the request type, the logical id, ARNs and
+statuses -- never property values, request bodies or responses (SQL parameters are sensitive).
 """
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import lifecycle
+import engine
+from specs import EVENT_OVERHEAD_BYTES, MAX_PROPERTIES_BYTES, SPECS, STEP_FUNCTIONS_INPUT_LIMIT, ResourceSpec
+
 import model_rules
 import properties
 import service
@@ -26,7 +28,7 @@ class EventError(ValueError):
     """The event is not one CloudFormation (through the Provider framework) would send."""
 
 
-def _checked(event: Any) -> tuple[str, str, service.Home]:
+def _checked(event: Any) -> tuple[str, str, ResourceSpec, service.Home]:
     if not isinstance(event, dict):
         raise EventError("the event must be an object")
     request_type = event.get("RequestType")
@@ -37,6 +39,12 @@ def _checked(event: Any) -> tuple[str, str, service.Home]:
     logical_id = event.get("LogicalResourceId")
     if not isinstance(logical_id, str) or not logical_id:
         raise EventError("the event has no LogicalResourceId")
+    spec = SPECS.get(str(event.get("ResourceType")))
+    if spec is None:
+        raise EventError(
+            f"unknown ResourceType {model_rules.shorten(event.get('ResourceType'))}; this provider serves "
+            + ", ".join(sorted(SPECS))
+        )
     try:
         home = service.Home.of_stack(event.get("StackId"))
     except ValueError as error:
@@ -45,54 +53,81 @@ def _checked(event: Any) -> tuple[str, str, service.Home]:
         raise EventError(f"a {request_type} event needs a PhysicalResourceId")
     if request_type == "Update" and not isinstance(event.get("OldResourceProperties"), dict):
         raise EventError("an Update event needs OldResourceProperties")
-    return str(request_type), logical_id, home
+    return str(request_type), logical_id, spec, home
 
 
-def _request(raw_properties: Any) -> tuple[dict[str, Any], properties.Control]:
-    raw, control = properties.split(raw_properties)
-    return properties.decode_request(raw, service.input_shape(lifecycle.START)), control
+def _decoded(spec: ResourceSpec, event: dict[str, Any], key: str) -> tuple[dict[str, Any], properties.Control]:
+    """The typed request with its name, and the control properties, of ``event[key]``."""
+    raw, control = properties.split(event.get(key))
+    request = properties.decode_request(spec, raw, service.input_shape(spec.service, spec.create))
+    name_max = int(service.input_shape(spec.service, spec.create).members[spec.name].metadata.get("max", 63))
+    return (
+        properties.with_name(spec, request, control, str(event["StackId"]), str(event["LogicalResourceId"]), name_max),
+        control,
+    )
 
 
-def on_event(event: Any, context: Any = None) -> dict[str, Any]:
-    request_type, logical_id, home = _checked(event)
-    LOG.info("on_event %s %s %s", request_type, logical_id, event.get("PhysicalResourceId", ""))
-    if request_type == "Create":
-        request, _control = _request(event.get("ResourceProperties"))
-        return lifecycle.create(request)
-    if request_type == "Update":
-        request, _control = _request(event.get("ResourceProperties"))
-        try:
-            old, _old_control = _request(event["OldResourceProperties"])
-        except properties.PropertyError:
-            old = {}  # an old request that no longer decodes is replaced, never patched
-        return lifecycle.update(event["PhysicalResourceId"], home, old, request)
-    raw, control = properties.split(event.get("ResourceProperties"))
-    return lifecycle.delete(event["PhysicalResourceId"], home, _lenient(raw), control)
-
-
-def _lenient(raw: dict[str, Any]) -> dict[str, Any] | None:
-    """A Delete must go through even when the properties no longer decode: they only help to find a job."""
+def _lenient(spec: ResourceSpec, event: dict[str, Any], key: str) -> dict[str, Any] | None:
+    """Properties that only help (a Delete's, an Update's old ones): None when they no longer decode."""
     try:
-        return properties.decode_request(raw, service.input_shape(lifecycle.START))
+        return _decoded(spec, event, key)[0]
     except properties.PropertyError:
         return None
 
 
-def is_complete(event: Any, context: Any = None) -> dict[str, Any]:
-    request_type, logical_id, home = _checked(event)
-    physical_id = str(event.get("PhysicalResourceId", ""))
-    awaiting = event.get(lifecycle.AWAIT)
-    LOG.info("is_complete %s %s %s", request_type, logical_id, physical_id)
-    if physical_id.startswith("arn:") and not home.owns_job_arn(physical_id):
-        # on_event only ever answers with a job ARN of the stack's home: anything else is not our job.
-        raise EventError(
-            f"physical id {model_rules.shorten(physical_id)} is not an audience generation job ARN of this stack's "
-            "account and region; refusing to read or delete it"
-        )
+def _request(event: dict[str, Any]) -> engine.Request:
+    request_type, logical_id, spec, home = _checked(event)
     if request_type == "Delete":
-        raw, control = properties.split(event.get("ResourceProperties"))
-        return lifecycle.poll_delete(event, _lenient(raw), control)
-    request, control = _request(event.get("ResourceProperties"))
-    if awaiting == lifecycle.AWAIT_ATTRIBUTES:
-        return lifecycle.poll_unchanged(physical_id, request)
-    return lifecycle.poll_create(event, request, control)
+        try:
+            control = properties.split(event.get("ResourceProperties"))[1]
+        except properties.PropertyError:
+            control = properties.Control()  # a Delete goes through whatever its properties say
+        desired = _lenient(spec, event, "ResourceProperties")
+    else:
+        desired, control = _decoded(spec, event, "ResourceProperties")
+    previous = _lenient(spec, event, "OldResourceProperties") if request_type == "Update" else None
+    return engine.Request(
+        spec=spec,
+        request_type=request_type,
+        logical_id=logical_id,
+        stack_id=str(event["StackId"]),
+        home=home,
+        physical_id=str(event.get("PhysicalResourceId", "")),
+        desired=desired,
+        control=control,
+        previous=previous,
+        event=event,
+    )
+
+
+def on_event(event: Any, context: Any = None) -> dict[str, Any]:
+    request_type, logical_id, _spec, _home = _checked(event)
+    LOG.info("on_event %s %s %s", request_type, logical_id, event.get("PhysicalResourceId", ""))
+    size = properties.event_size(event)
+    if request_type != "Delete" and size > STEP_FUNCTIONS_INPUT_LIMIT - EVENT_OVERHEAD_BYTES:
+        # Checked before anything starts: the framework could not start its waiter with this event.
+        raise properties.PropertyError(
+            f"the event is {size:,} bytes: the Provider framework hands it to Step Functions, whose execution "
+            f"input is at most {STEP_FUNCTIONS_INPUT_LIMIT:,} bytes (the resource's properties may take "
+            f"at most {MAX_PROPERTIES_BYTES:,} bytes, as an Update carries the old and the new ones)"
+        )
+    req = _request(event)
+    if request_type == "Create":
+        return engine.on_create(req)
+    if request_type == "Update":
+        return engine.on_update(req)
+    return engine.on_delete(req)
+
+
+def is_complete(event: Any, context: Any = None) -> dict[str, Any]:
+    request_type, logical_id, spec, _home = _checked(event)
+    physical_id = str(event.get("PhysicalResourceId", ""))
+    LOG.info("is_complete %s %s %s", request_type, logical_id, physical_id)
+    req = _request(event)
+    if physical_id.startswith("arn:") and not req.owns(physical_id):
+        # on_event only ever answers with an ARN of the stack's account: anything else is not ours.
+        raise EventError(
+            f"physical id {model_rules.shorten(physical_id)} is not an {spec.noun} ARN of this stack's account "
+            "and of its region; refusing to read or delete it"
+        )
+    return engine.poll(req)

@@ -344,27 +344,60 @@ def _range_rule(low: Any, high: Any, unit: str) -> str:
 # --------------------------------------------------------------------------------------------------
 # Rules the API reference states in words but the model does not declare.
 
-#: The API reference: "Maximum number of tags per resource - 50."
-MAX_USER_TAGS = 50
+#: The API reference: "Maximum number of tags per resource - 50." The handler adds one tag of its own.
+MAX_TAGS = 50
+MAX_USER_TAGS = MAX_TAGS - 1
+#: Tag keys the library keeps for itself (its request digest tag), and the ones AWS reserves.
+RESERVED_TAG_PREFIXES = ("aws:", "cdk-cleanrooms-ml:")
 
 
-def documented_rules(request: Mapping[str, Any], is_token: Callable[[Any], bool] | None = None) -> list[Problem]:
-    """Problems with a StartAudienceGenerationJob request that only the documentation describes."""
+def documented_rules(
+    type_name: str,
+    request: Mapping[str, Any],
+    is_token: Callable[[Any], bool] | None = None,
+    *,
+    library: bool = True,
+) -> list[Problem]:
+    """Problems with a create request of ``type_name`` that only the documentation describes.
+
+    With ``library`` (the default), also the library's own rules on user tags (one tag slot and the
+    ``cdk-cleanrooms-ml:`` prefix are the library's); without, only what the service itself enforces.
+    """
     token = is_token or (lambda _v: False)
+    out = tag_rules(request.get("tags"), token, library=library)
+    rules = _TYPE_RULES.get(type_name)
+    if rules is not None:
+        out += rules(request, token)
+    return out
+
+
+def tag_rules(tags: Any, token: Callable[[Any], bool], path: str = "tags", *, library: bool = True) -> list[Problem]:
+    """At most MAX_USER_TAGS user tags (MAX_TAGS for the service), none with a reserved key prefix."""
     out: list[Problem] = []
-    tags = request.get("tags")
-    if isinstance(tags, dict) and not token(tags):
-        if len(tags) > MAX_USER_TAGS:
-            out.append(Problem("tags", f"{len(tags)} tags", f"must have at most {MAX_USER_TAGS} user tags"))
-        for position, key in enumerate(tags, start=1):
-            if isinstance(key, str) and not token(key) and key.lower().startswith("aws:"):
+    if not isinstance(tags, dict) or token(tags):
+        return out
+    limit = MAX_USER_TAGS if library else MAX_TAGS
+    if len(tags) > limit:
+        rule = f"must have at most {limit} user tags ({MAX_TAGS} per resource, one is the library's)"
+        out.append(Problem(path, f"{len(tags)} tags", rule if library else f"must have at most {limit} tags"))
+    prefixes = RESERVED_TAG_PREFIXES if library else RESERVED_TAG_PREFIXES[:1]
+    for position, key in enumerate(tags, start=1):
+        if isinstance(key, str) and not token(key):
+            reserved = next((p for p in prefixes if key.lower().startswith(p)), None)
+            if reserved is not None:
                 out.append(
                     Problem(
-                        entry_path("tags", key, position),
+                        entry_path(path, key, position),
                         key,
-                        "key must not start with 'aws:' (reserved for AWS, any case)",
+                        f"key must not start with {reserved!r} (reserved for "
+                        f"{'AWS' if reserved == 'aws:' else 'the library'}, any case)",
                     )
                 )
+    return out
+
+
+def _audience_generation_job_rules(request: Mapping[str, Any], token: Callable[[Any], bool]) -> list[Problem]:
+    out: list[Problem] = []
     seed = request.get("seedAudience")
     if isinstance(seed, dict) and not token(seed):
         sources = [name for name in ("dataSource", "sqlParameters") if seed.get(name) is not None]
@@ -396,3 +429,8 @@ def documented_rules(request: Mapping[str, Any], is_token: Callable[[Any], bool]
                 )
             )
     return out
+
+
+_TYPE_RULES: dict[str, Callable[[Mapping[str, Any], Callable[[Any], bool]], list[Problem]]] = {
+    "Custom::CleanRoomsMlAudienceGenerationJob": _audience_generation_job_rules,
+}

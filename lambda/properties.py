@@ -1,32 +1,43 @@
-"""Turn a custom resource's properties into the StartAudienceGenerationJob request, and back into attributes.
+"""A custom resource's properties: the API request itself, plus a few control properties, and back into attributes.
 
-The resource's properties ARE the API request (the service's own member names), plus a few control
-properties in PascalCase that steer the handler and never reach the service. CloudFormation delivers
-every scalar as a string; the types are restored by walking the request shape of the service model.
+The properties ARE the create request (the service's own member names), plus control properties in
+PascalCase that steer the handler and never reach the service. CloudFormation delivers every scalar
+as a string; the types are restored by walking the request shape of the service model. A name the
+user did not give is made here, from the resolved request, so that it changes whenever the resource
+must be replaced even when the members that changed were deploy-time tokens.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
+from collections.abc import Mapping
 from typing import Any, NamedTuple
+
+from specs import CLOUDFORMATION_LIMIT_SECONDS, MAX_TIMEOUT_SECONDS, REQUEST_TAG, ResourceSpec
 
 import model_rules
 
 #: Control properties: how the handler behaves, never sent to the service.
 SERVICE_TOKEN = "ServiceToken"
+#: CloudFormation's own property (how long it waits for the provider); delivered like ServiceToken.
+SERVICE_TIMEOUT = "ServiceTimeout"
 WAIT_FOR_COMPLETION = "WaitForCompletion"
 TIMEOUT_SECONDS = "TimeoutSeconds"
-REMOVAL_POLICY = "RemovalPolicy"
-CONTROL_KEYS = frozenset({SERVICE_TOKEN, WAIT_FOR_COMPLETION, TIMEOUT_SECONDS, REMOVAL_POLICY})
+#: The start of a generated name; the handler appends a digest of the resolved request.
+NAME_PREFIX = "NamePrefix"
+#: Accepted from templates of 0.1.0 and ignored: CloudFormation's DeletionPolicy decides what is kept.
+LEGACY_REMOVAL_POLICY = "RemovalPolicy"
+CONTROL_KEYS = frozenset(
+    {SERVICE_TOKEN, SERVICE_TIMEOUT, WAIT_FOR_COMPLETION, TIMEOUT_SECONDS, NAME_PREFIX, LEGACY_REMOVAL_POLICY}
+)
 
-#: CloudFormation gives a custom resource at most one hour (ServiceTimeout's maximum).
-MAX_TIMEOUT_SECONDS = 3600
+#: CloudFormation accepts a response body of 4,096 bytes; the attributes get this much of it.
+MAX_ATTRIBUTES_BYTES = 3072
 
-#: Members that can change without a new job (tags are updated in place).
-IN_PLACE_MEMBERS = frozenset({"tags"})
-
-#: The body CloudFormation accepts is 4096 bytes in all; the metrics get what the rest leaves.
-MAX_RELEVANCE_METRICS_BYTES = 2048
+_DIGEST_LENGTH = 10
+_NAME_CHARS = re.compile(r"[^A-Za-z0-9-]+")
 
 
 class PropertyError(ValueError):
@@ -34,11 +45,11 @@ class PropertyError(ValueError):
 
 
 class Control(NamedTuple):
-    """How the handler treats one job (from the control properties)."""
+    """How the handler treats one resource (from the control properties)."""
 
     wait_for_completion: bool = True
     timeout_seconds: int = MAX_TIMEOUT_SECONDS
-    retain: bool = False
+    name_prefix: str | None = None
 
 
 def split(properties: Any) -> tuple[dict[str, Any], Control]:
@@ -52,12 +63,12 @@ def split(properties: Any) -> tuple[dict[str, Any], Control]:
         timeout = int(str(timeout_raw))
     except ValueError:
         raise PropertyError(f"{TIMEOUT_SECONDS} must be a whole number of seconds") from None
-    if not 1 <= timeout <= MAX_TIMEOUT_SECONDS:
-        raise PropertyError(f"{TIMEOUT_SECONDS} must be between 1 and {MAX_TIMEOUT_SECONDS}")
-    policy = str(properties.get(REMOVAL_POLICY, "destroy")).lower()
-    if policy not in ("destroy", "retain"):
-        raise PropertyError(f"{REMOVAL_POLICY} must be destroy or retain")
-    return request, Control(wait, timeout, policy == "retain")
+    if not 1 <= timeout <= CLOUDFORMATION_LIMIT_SECONDS:
+        raise PropertyError(f"{TIMEOUT_SECONDS} must be between 1 and {CLOUDFORMATION_LIMIT_SECONDS}")
+    prefix = properties.get(NAME_PREFIX)
+    if prefix is not None and (not isinstance(prefix, str) or not prefix.strip("-")):
+        raise PropertyError(f"{NAME_PREFIX} must be a non-empty string")
+    return request, Control(wait, min(timeout, MAX_TIMEOUT_SECONDS), prefix)
 
 
 def _flag(value: Any, name: str) -> bool:
@@ -68,45 +79,112 @@ def _flag(value: Any, name: str) -> bool:
     raise PropertyError(f"{name} must be true or false")
 
 
-def decode_request(raw: dict[str, Any], shape: Any) -> dict[str, Any]:
+def decode_request(spec: ResourceSpec, raw: dict[str, Any], shape: Any) -> dict[str, Any]:
     """The typed request, checked against every rule the model and the documentation state.
 
     Raises PropertyError naming each offending property (values the model marks sensitive are
-    not repeated in the message).
+    not repeated in the message). The name may still be missing: ``with_name`` adds it.
     """
     try:
         request: dict[str, Any] = model_rules.decode(raw, shape)
     except model_rules.DecodeError as error:
         raise PropertyError(str(error)) from None
-    problems = model_rules.check(request, shape) + model_rules.documented_rules(request)
+    checked = request if spec.name in request else {**request, spec.name: "placeholder"}
+    problems = model_rules.check(checked, shape) + model_rules.documented_rules(spec.type_name, request)
     if problems:
         lines = [
             f"property {p.path} ({model_rules.python_name(p.path)}) = {model_rules.shorten(p.value)}: {p.rule}"
             for p in problems
         ]
-        raise PropertyError("invalid job properties:\n" + "\n".join(lines))
+        raise PropertyError(f"invalid {spec.noun} properties:\n" + "\n".join(lines))
     return request
 
 
-def replacing_members(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """The members whose change needs a new job (everything but tags)."""
-    names = (set(old) | set(new)) - IN_PLACE_MEMBERS
-    return sorted(name for name in names if old.get(name) != new.get(name))
+def canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def attributes(job: dict[str, Any]) -> dict[str, str]:
-    """The GetAtt attributes of a job: all keys always present, so a GetAtt never fails on a missing one."""
-    metrics = job.get("metrics") or {}
-    recall = metrics.get("recallMetric")
-    relevance = list(metrics.get("relevanceMetrics") or [])
-    relevance_json = json.dumps(relevance, separators=(",", ":"), sort_keys=True)
-    while len(relevance_json.encode()) > MAX_RELEVANCE_METRICS_BYTES and relevance:
-        relevance.pop()  # keep the response under CloudFormation's 4 KB
-        relevance_json = json.dumps(relevance, separators=(",", ":"), sort_keys=True)
-    return {
-        "AudienceGenerationJobArn": str(job.get("audienceGenerationJobArn", "")),
-        "Name": str(job.get("name", "")),
-        "Status": str(job.get("status", "")),
-        "RecallMetric": "" if recall is None else repr(float(recall)),
-        "RelevanceMetrics": relevance_json if metrics else "",
-    }
+def _without(request: Mapping[str, Any], *members: str | None) -> dict[str, Any]:
+    return {k: v for k, v in request.items() if k not in members}
+
+
+def with_name(
+    spec: ResourceSpec, request: dict[str, Any], control: Control, stack_id: str, logical_id: str, max_length: int
+) -> dict[str, Any]:
+    """The request with its name: the given one, or ``<NamePrefix>-<digest>``.
+
+    The digest covers the stack, the logical id and the resolved request without name and tags, so
+    a resource that must be replaced always gets a new name (the old one still exists when the new
+    one is created) and a retried request always the same one.
+    """
+    if spec.name in request:
+        return request
+    if control.name_prefix is None:
+        raise PropertyError(f"the properties need either {spec.name} or {NAME_PREFIX}")
+    digest = _digest([stack_id, logical_id, _without(request, spec.name, spec.tags)])[:_DIGEST_LENGTH]
+    prefix = _NAME_CHARS.sub("-", control.name_prefix).strip("-")
+    room = max_length - _DIGEST_LENGTH - 1
+    if len(prefix) > room:
+        prefix = prefix[-room:].lstrip("-")
+    return {**request, spec.name: f"{prefix}-{digest}" if prefix else digest}
+
+
+def request_digest(spec: ResourceSpec, request: Mapping[str, Any], stack_id: str, logical_id: str) -> str:
+    """The value of the REQUEST_TAG a resource started from ``request`` by this stack's resource carries."""
+    return _digest([stack_id, logical_id, _without(request, spec.tags)])
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(canonical(value).encode()).hexdigest()
+
+
+def tagged_request(spec: ResourceSpec, request: dict[str, Any], digest: str) -> dict[str, Any]:
+    """The create request with the library's request tag added to the user's tags."""
+    if spec.tags is None:
+        return request
+    return {**request, spec.tags: {**(request.get(spec.tags) or {}), REQUEST_TAG: digest}}
+
+
+def event_size(event: Mapping[str, Any]) -> int:
+    """The bytes the event takes as JSON (UTF-8), as Step Functions counts its execution input."""
+    return len(canonical(event).encode())
+
+
+def attributes(spec: ResourceSpec, description: Mapping[str, Any]) -> dict[str, str]:
+    """The GetAtt attributes: every key always present (a GetAtt never fails on a missing one), as strings.
+
+    Structures become compact JSON; lists are shortened from the end until the attributes fit the part
+    of CloudFormation's 4 KB response kept for them.
+    """
+    values = {name: _lookup(description, path) for name, path in spec.attributes}
+    while True:
+        rendered = {name: _text(value) for name, value in values.items()}
+        if len(canonical(rendered).encode()) <= MAX_ATTRIBUTES_BYTES:
+            return rendered
+        longest = max(
+            (name for name, value in values.items() if isinstance(value, list) and value),
+            key=lambda name: len(rendered[name]),
+            default=None,
+        )
+        if longest is None:
+            return {name: text if len(text) < 1024 else "" for name, text in rendered.items()}
+        values[longest] = values[longest][:-1]
+
+
+def _lookup(description: Mapping[str, Any], path: str) -> Any:
+    value: Any = description
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (dict, list)):
+        return canonical(value)
+    return str(value)

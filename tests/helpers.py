@@ -68,3 +68,18 @@ def event(request_type: str, properties: dict[str, Any], **extra: Any) -> dict[s
     }
     base.update(extra)
     return json.loads(json.dumps(base))
+
+
+def run_shared_dir(tmp_path_factory: Any, name: str) -> Any:
+    """A directory shared by the xdist workers of THIS test run only (never by a later run).
+
+    Under xdist each worker's base temp is ``<run dir>/popen-gwN``, so the run's directory is its parent;
+    without xdist the base temp is the run's own directory (its parent, ``pytest-of-<user>``, outlives runs).
+    """
+    import os
+
+    basetemp = tmp_path_factory.getbasetemp()
+    root = basetemp.parent if os.environ.get("PYTEST_XDIST_WORKER") else basetemp
+    directory = root / name
+    directory.mkdir(exist_ok=True)
+    return directory

@@ -14,7 +14,7 @@ from cdk_cleanrooms_ml import handler_asset
 from tests.helpers import job, stack, template
 
 ROOT = Path(__file__).resolve().parent.parent
-HANDLER_FILES = {"entrypoints.py", "lifecycle.py", "model_rules.py", "properties.py", "service.py"}
+HANDLER_FILES = {"engine.py", "entrypoints.py", "model_rules.py", "properties.py", "service.py", "specs.py"}
 
 
 def _asset_keys() -> set[str]:

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from cdk_cleanrooms_ml import RESOURCE_TYPE
+from tests.helpers import run_shared_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -51,8 +52,7 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Mod
     Synthesized once per test run: pytest-xdist workers share the cloud assemblies through the
     run's common temporary directory (the first worker writes them under a lock, the others read).
     """
-    shared = tmp_path_factory.getbasetemp().parent / "examples-cdk-out"
-    shared.mkdir(exist_ok=True)
+    shared = run_shared_dir(tmp_path_factory, "examples-cdk-out")
     modules = {name: _load(name) for name in NAMES}
     with open(shared / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -147,7 +147,7 @@ def test_many_jobs_example_stack_tags_reach_every_job(synthesized: dict[str, Any
     # ... the same way they reach the native resources of the stack
     bucket = next(r for r in template["Resources"].values() if r["Type"] == "AWS::S3::Bucket")
     assert {t["Key"]: t["Value"] for t in bucket["Properties"]["Tags"]} == module.STACK_TAGS
-    assert len({p["name"] for p in jobs.values()}) == 3
+    assert len({p["NamePrefix"] for p in jobs.values()}) == 3
     assert _count(template, "AWS::StepFunctions::StateMachine") == 1
     assert _count(template, "AWS::Lambda::Function") == 5  # 2 handlers + 3 framework functions, for all jobs
 

@@ -1,4 +1,5 @@
-"""Malformed and hostile events: each fails with a clear message and no call to the service at all.
+"""Malformed and hostile events: each fails with the handler's own error type, a clear message, and no call
+to the service at all.
 
 The handler runs against the real boto3 client with botocore's Stubber holding no responses; every
 operation the handler attempts is also recorded (before parameter validation), so a test fails on any
@@ -11,12 +12,16 @@ import copy
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import engine
 import pytest
 from botocore.stub import Stubber
 
 import entrypoints
+import properties
 import service
 from tests.helpers import ACCOUNT, JOB_ARN, MODEL_ARN, REGION, ROLE_ARN, STACK_ID, event
+
+EventError, PropertyError, ResourceError = entrypoints.EventError, properties.PropertyError, engine.ResourceError
 
 NAME = "Test-Lookalike-0123456789"
 PROPS: dict[str, Any] = {
@@ -33,8 +38,8 @@ NOT_A_JOB_ARN = f"arn:aws:s3:::{ACCOUNT}-important-bucket"
 @pytest.fixture
 def attempted() -> Iterator[list[str]]:
     """Operations the handler attempted (recorded before anything else sees the call); none is answered."""
-    service._client = None
-    client = service.client()
+    service.reset_clients()
+    client = service.client("cleanroomsml", REGION)
     calls: list[str] = []
 
     def record(**kwargs: Any) -> None:
@@ -43,7 +48,7 @@ def attempted() -> Iterator[list[str]]:
     client.meta.events.register_first("provide-client-params.cleanroomsml", record)
     with Stubber(client):
         yield calls
-    service._client = None
+    service.reset_clients()
 
 
 def base(request_type: str = "Create", properties: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
@@ -74,65 +79,145 @@ def seed(**changes: Any) -> dict[str, Any]:
 Entry = Callable[[Any], dict[str, Any]]
 ON_EVENT, IS_COMPLETE = entrypoints.on_event, entrypoints.is_complete
 
-#: (case, entry point, event, words the message must contain)
-CASES: list[tuple[str, Entry, Any, str]] = [
+#: (case, entry point, event, the error type, words the message must contain)
+CASES: list[tuple[str, Entry, Any, type[Exception], str]] = [
     # The event itself
-    ("event is a list", ON_EVENT, [base()], "must be an object"),
-    ("event is None", IS_COMPLETE, None, "must be an object"),
-    ("event is a JSON string", ON_EVENT, '{"RequestType": "Create"}', "must be an object"),
-    ("unknown request type", ON_EVENT, base("Replace"), "unknown RequestType"),
-    ("request type in lower case", IS_COMPLETE, base("delete", PhysicalResourceId=JOB_ARN), "unknown RequestType"),
-    ("no request type", ON_EVENT, without("RequestType"), "unknown RequestType"),
-    ("no StackId", ON_EVENT, without("StackId"), "StackId"),
-    ("StackId is not a stack ARN", ON_EVENT, base(StackId="my-stack"), "StackId"),
-    ("StackId of another service", IS_COMPLETE, base(StackId=NOT_A_JOB_ARN), "StackId"),
-    ("no LogicalResourceId", ON_EVENT, without("LogicalResourceId"), "LogicalResourceId"),
-    ("LogicalResourceId is a number", ON_EVENT, base(LogicalResourceId=7), "LogicalResourceId"),
-    ("Update without physical id", ON_EVENT, base("Update", OldResourceProperties=PROPS), "PhysicalResourceId"),
-    ("Delete with a non-string physical id", ON_EVENT, base("Delete", PhysicalResourceId=["x"]), "PhysicalResourceId"),
-    ("Update without old properties", ON_EVENT, base("Update", PhysicalResourceId=JOB_ARN), "OldResourceProperties"),
+    ("event is a list", ON_EVENT, [base()], EventError, "must be an object"),
+    ("event is None", IS_COMPLETE, None, EventError, "must be an object"),
+    ("event is a JSON string", ON_EVENT, '{"RequestType": "Create"}', EventError, "must be an object"),
+    ("unknown request type", ON_EVENT, base("Replace"), EventError, "unknown RequestType"),
+    (
+        "request type in lower case",
+        IS_COMPLETE,
+        base("delete", PhysicalResourceId=JOB_ARN),
+        EventError,
+        "unknown RequestType",
+    ),
+    ("no request type", ON_EVENT, without("RequestType"), EventError, "unknown RequestType"),
+    ("unknown resource type", ON_EVENT, base(ResourceType="Custom::Other"), EventError, "unknown ResourceType"),
+    ("no resource type", IS_COMPLETE, without("ResourceType"), EventError, "unknown ResourceType"),
+    ("no StackId", ON_EVENT, without("StackId"), EventError, "StackId"),
+    ("StackId is not a stack ARN", ON_EVENT, base(StackId="my-stack"), EventError, "StackId"),
+    ("StackId of another service", IS_COMPLETE, base(StackId=NOT_A_JOB_ARN), EventError, "StackId"),
+    ("no LogicalResourceId", ON_EVENT, without("LogicalResourceId"), EventError, "LogicalResourceId"),
+    ("LogicalResourceId is a number", ON_EVENT, base(LogicalResourceId=7), EventError, "LogicalResourceId"),
+    (
+        "Update without physical id",
+        ON_EVENT,
+        base("Update", OldResourceProperties=PROPS),
+        EventError,
+        "PhysicalResourceId",
+    ),
+    (
+        "Delete with a non-string physical id",
+        ON_EVENT,
+        base("Delete", PhysicalResourceId=["x"]),
+        EventError,
+        "PhysicalResourceId",
+    ),
+    (
+        "Update without old properties",
+        ON_EVENT,
+        base("Update", PhysicalResourceId=JOB_ARN),
+        EventError,
+        "OldResourceProperties",
+    ),
     # The physical id
     (
         "Update of another account's job",
         ON_EVENT,
         base("Update", PhysicalResourceId=OTHER_ACCOUNT_JOB, OldResourceProperties=props(tags={"a": "b"})),
+        ResourceError,
         "not an audience generation job ARN of this stack's account",
     ),
     (
         "Update of another region's job",
         ON_EVENT,
         base("Update", PhysicalResourceId=OTHER_REGION_JOB, OldResourceProperties=props(tags={"a": "b"})),
+        ResourceError,
         "not an audience generation job ARN",
     ),
     (
         "Update of something that is not a job",
         ON_EVENT,
         base("Update", PhysicalResourceId="i-am-not-a-job", OldResourceProperties=props(tags={"a": "b"})),
+        ResourceError,
         "not an audience generation job ARN",
     ),
-    ("Delete of another account's job", ON_EVENT, base("Delete", PhysicalResourceId=OTHER_ACCOUNT_JOB), "refusing"),
-    ("Delete of another partition's job", ON_EVENT, base("Delete", PhysicalResourceId=OTHER_PARTITION_JOB), "refusing"),
-    ("Delete of an S3 bucket ARN", ON_EVENT, base("Delete", PhysicalResourceId=NOT_A_JOB_ARN), "refusing"),
+    (
+        "Delete of another account's job",
+        ON_EVENT,
+        base("Delete", PhysicalResourceId=OTHER_ACCOUNT_JOB),
+        ResourceError,
+        "refusing",
+    ),
+    (
+        "Delete of another region's job",
+        ON_EVENT,
+        base("Delete", PhysicalResourceId=OTHER_REGION_JOB),
+        ResourceError,
+        "refusing",
+    ),
+    (
+        "Delete of another partition's job",
+        ON_EVENT,
+        base("Delete", PhysicalResourceId=OTHER_PARTITION_JOB),
+        ResourceError,
+        "refusing",
+    ),
+    (
+        "Delete of an S3 bucket ARN",
+        ON_EVENT,
+        base("Delete", PhysicalResourceId=NOT_A_JOB_ARN),
+        ResourceError,
+        "refusing",
+    ),
     (
         "poll of another account's job deletion",
         IS_COMPLETE,
         base("Delete", PhysicalResourceId=OTHER_ACCOUNT_JOB),
+        EventError,
         "not an audience generation job ARN",
     ),
     (
         "poll of another account's job creation",
         IS_COMPLETE,
         base("Create", PhysicalResourceId=OTHER_ACCOUNT_JOB),
+        EventError,
         "not an audience generation job ARN",
     ),
     # The properties
-    ("no properties", ON_EVENT, without("ResourceProperties"), "ResourceProperties must be an object"),
-    ("properties are a string", ON_EVENT, base(ResourceProperties="name=x"), "ResourceProperties must be an object"),
-    ("an extra property", ON_EVENT, base(properties=props(bogus="x")), "unknown member(s) bogus"),
-    ("an extra seed member", ON_EVENT, base(properties=seed(roleName="x")), "unknown member(s) roleName"),
-    ("required model ARN missing", ON_EVENT, base(properties=props(configuredAudienceModelArn=None)), "required"),
-    ("seed is a string", ON_EVENT, base(properties=props(seedAudience="s3://x")), "expected an object"),
-    ("boolean that is not one", ON_EVENT, base(properties=props(includeSeedInOutput="yes")), "true or false"),
+    ("no properties", ON_EVENT, without("ResourceProperties"), PropertyError, "ResourceProperties must be an object"),
+    (
+        "properties are a string",
+        ON_EVENT,
+        base(ResourceProperties="name=x"),
+        PropertyError,
+        "ResourceProperties must be an object",
+    ),
+    ("an extra property", ON_EVENT, base(properties=props(bogus="x")), PropertyError, "unknown member(s) bogus"),
+    (
+        "an extra seed member",
+        ON_EVENT,
+        base(properties=seed(roleName="x")),
+        PropertyError,
+        "unknown member(s) roleName",
+    ),
+    (
+        "required model ARN missing",
+        ON_EVENT,
+        base(properties=props(configuredAudienceModelArn=None)),
+        PropertyError,
+        "required",
+    ),
+    ("seed is a string", ON_EVENT, base(properties=props(seedAudience="s3://x")), PropertyError, "expected an object"),
+    (
+        "boolean that is not one",
+        ON_EVENT,
+        base(properties=props(includeSeedInOutput="yes")),
+        PropertyError,
+        "true or false",
+    ),
     (
         "worker count that is not a number",
         ON_EVENT,
@@ -143,26 +228,66 @@ CASES: list[tuple[str, Entry, Any, str]] = [
                 sqlComputeConfiguration={"worker": {"type": "CR.4X", "number": "four"}},
             )
         ),
+        PropertyError,
         "number",
     ),
-    ("name too long", ON_EVENT, base(properties=props(name="x" * 64)), "name"),
-    ("model ARN of another service", ON_EVENT, base(properties=props(configuredAudienceModelArn=ROLE_ARN)), "pattern"),
-    ("tags with a reserved key", ON_EVENT, base(properties=props(tags={"aws:owner": "me"})), "aws:"),
-    ("timeout that is not a number", ON_EVENT, base(properties=props(TimeoutSeconds="soon")), "TimeoutSeconds"),
-    ("timeout beyond one hour", IS_COMPLETE, base(properties=props(TimeoutSeconds="7200")), "TimeoutSeconds"),
-    ("wait flag that is not a flag", ON_EVENT, base(properties=props(WaitForCompletion="maybe")), "WaitForCompletion"),
-    ("unknown removal policy", ON_EVENT, base(properties=props(RemovalPolicy="snapshot")), "RemovalPolicy"),
+    ("name too long", ON_EVENT, base(properties=props(name="x" * 64)), PropertyError, "name"),
+    ("neither a name nor a prefix", ON_EVENT, base(properties=props(name=None)), PropertyError, "NamePrefix"),
+    ("an empty name prefix", ON_EVENT, base(properties=props(name=None, NamePrefix="--")), PropertyError, "NamePrefix"),
+    (
+        "model ARN of another service",
+        ON_EVENT,
+        base(properties=props(configuredAudienceModelArn=ROLE_ARN)),
+        PropertyError,
+        "pattern",
+    ),
+    ("tags with a reserved key", ON_EVENT, base(properties=props(tags={"aws:owner": "me"})), PropertyError, "aws:"),
+    (
+        "tags with the library's key",
+        ON_EVENT,
+        base(properties=props(tags={"cdk-cleanrooms-ml:request-digest": "forged"})),
+        PropertyError,
+        "reserved for the library",
+    ),
+    (
+        "timeout that is not a number",
+        ON_EVENT,
+        base(properties=props(TimeoutSeconds="soon")),
+        PropertyError,
+        "TimeoutSeconds",
+    ),
+    (
+        "timeout beyond one hour",
+        IS_COMPLETE,
+        base(properties=props(TimeoutSeconds="7200")),
+        PropertyError,
+        "TimeoutSeconds",
+    ),
+    (
+        "wait flag that is not a flag",
+        ON_EVENT,
+        base(properties=props(WaitForCompletion="maybe")),
+        PropertyError,
+        "WaitForCompletion",
+    ),
+    (
+        "an event too large for the Provider framework's waiter",
+        ON_EVENT,
+        base(properties=props(description="x" * 300_000)),
+        PropertyError,
+        "262,144 bytes",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("case", "entry", "delivered", "words"), CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(("case", "entry", "delivered", "error", "words"), CASES, ids=[c[0] for c in CASES])
 def test_malformed_event_fails_clearly_without_any_call(
-    attempted: list[str], case: str, entry: Entry, delivered: Any, words: str
+    attempted: list[str], case: str, entry: Entry, delivered: Any, error: type[Exception], words: str
 ) -> None:
     with pytest.raises(Exception) as raised:
         entry(delivered)
     message = str(raised.value)
-    assert type(raised.value).__module__ != "botocore.exceptions", f"{case}: reached the client: {message}"
+    assert type(raised.value) is error, f"{case}: {type(raised.value).__name__}: {message}"
     assert words.lower() in message.lower(), message
     assert attempted == [], f"{case}: attempted {attempted}"
 

@@ -23,8 +23,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import run_shared_dir
+
 ROOT = Path(__file__).resolve().parent.parent
-HANDLER_MODULES = ("entrypoints.py", "lifecycle.py", "model_rules.py", "properties.py", "service.py")
+HANDLER_MODULES = ("engine.py", "entrypoints.py", "model_rules.py", "properties.py", "service.py", "specs.py")
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +36,7 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     Built once per test run: pytest-xdist workers share it through the run's common temporary
     directory (the first worker builds under a lock, the others reuse the result).
     """
-    outdir = tmp_path_factory.getbasetemp().parent / "packaging-dist"
-    outdir.mkdir(exist_ok=True)
+    outdir = run_shared_dir(tmp_path_factory, "packaging-dist")
     with open(outdir / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not list(outdir.glob("*.whl")):

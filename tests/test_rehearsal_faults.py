@@ -263,7 +263,7 @@ def test_a_file_missing_from_the_asset_fails_the_rehearsal(cdk_out: Path, endpoi
         r for r in template["Resources"].values() if r["Properties"].get("Handler") == "entrypoints.on_event"
     )
     asset = broken / f"asset.{function['Properties']['Code']['S3Key'].removesuffix('.zip')}"
-    (asset / "lifecycle.py").unlink()
+    (asset / "engine.py").unlink()
     with rehearse(broken, "Basic", endpoint) as stack:
         outcome = stack.create()
         assert outcome.status == "ROLLBACK_COMPLETE"

@@ -34,6 +34,9 @@ if str(ROOT / "constructs") not in sys.path:  # also runnable as a script (measu
 
 from cdk_cleanrooms_ml.handler_asset import MODELS_DIR, staged_asset_dir  # noqa: E402
 from cdk_cleanrooms_ml.rehearsal.endpoint import Endpoint  # noqa: E402
+from cdk_cleanrooms_ml.service_model import specs  # noqa: E402
+
+REQUEST_TAG = specs().REQUEST_TAG
 
 OLD_BOTO3 = "1.34.4"
 OLD_ENV = ROOT / ".venv-old-boto3"
@@ -183,7 +186,10 @@ def test_with_the_shipped_model_the_old_sdk_sends_the_sql_seed_intact(asset: Pat
     assert output["botocore"] == OLD_BOTO3
     starts = [c for c in endpoint.calls if c.operation == "StartAudienceGenerationJob"]
     assert len(starts) == 1 and starts[0].status == 200
-    assert starts[0].params == REQUEST  # every member, with the API's types, as the template holds it
+    sent = starts[0].params
+    # Every member, with the API's types, as the template holds it (plus the handler's request tag).
+    assert {**sent, "tags": {k: v for k, v in sent["tags"].items() if k != REQUEST_TAG}} == REQUEST
+    assert REQUEST_TAG in sent["tags"]
     assert output["is_complete"]["IsComplete"] is True
     data = output["is_complete"]["Data"]
     assert data["Status"] == "ACTIVE"
@@ -274,7 +280,7 @@ def test_the_client_loads_the_shipped_model_when_aws_data_path_points_to_it(asse
     """The shipped model has no documentation strings: a client that reports none loaded it, not botocore's own."""
     probe = (
         "import sys; sys.path.insert(0, '.'); import service; "
-        "print(repr(service.client().meta.service_model.operation_model('StartAudienceGenerationJob').documentation))"
+        "print(repr(service.client('cleanroomsml').meta.service_model.operation_model('StartAudienceGenerationJob').documentation))"
     )
     env = {"PATH": os.environ.get("PATH", ""), "HOME": "/nonexistent", "AWS_DEFAULT_REGION": "us-east-1"}
     env["PYTHONDONTWRITEBYTECODE"] = "1"

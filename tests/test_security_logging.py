@@ -62,7 +62,7 @@ def test_a_rehearsed_sql_seed_job_never_logs_its_query_or_parameters(cdk_out: Pa
         steps = [str(step) for step in rehearsal.steps]
     logs = [line for line, step in zip(steps, rehearsal.steps, strict=True) if step.kind == "log"]
     # The capture works: the handlers' own lines are there, with the job ARN and its status.
-    assert any(arn in line and "started job" in line for line in logs), logs
+    assert any(arn in line and "created audience generation job" in line for line in logs), logs
     assert any(arn in line and "ACTIVE" in line for line in logs), logs
     for line in steps:  # every log line, and every result the handlers returned
         assert SECRET_VALUE not in line

@@ -29,11 +29,14 @@ def test_a_job_is_one_custom_resource_whose_properties_are_the_api_request(one_j
     scope, created = one_job
     resource = _only(custom_resources(scope))
     props = resource["Properties"]
-    assert set(props) == {"ServiceToken", "name", "configuredAudienceModelArn", "seedAudience", "tags"}
+    assert set(props) == {"ServiceToken", "NamePrefix", "configuredAudienceModelArn", "seedAudience", "tags"}
     assert props["configuredAudienceModelArn"] == MODEL_ARN
     assert props["seedAudience"] == {"roleArn": ROLE_ARN, "dataSource": {"s3Uri": "s3://seed-bucket/seed.jsonl"}}
     assert props["tags"] == {"team": "ads"}
-    assert props["name"] == created.name
+    # The name is made at deploy time from the resolved request: the construct sends its start.
+    assert props["NamePrefix"] == "Test-Lookalike"
+    logical_id = next(iter(custom_resources(scope)))
+    assert scope.resolve(created.name) == {"Fn::GetAtt": [logical_id, "Name"]}
     assert resource["DeletionPolicy"] == "Delete"
     assert resource["UpdateReplacePolicy"] == "Delete"
 
@@ -73,8 +76,8 @@ def test_a_hundred_jobs_cost_a_hundred_resources_and_one_provider() -> None:
     assert _count(hundred) - _count(single) == 99
     template(hundred).resource_count_is("AWS::StepFunctions::StateMachine", 1)
     template(hundred).resource_count_is("AWS::Lambda::Function", 5)
-    names = {r["Properties"]["name"] for r in custom_resources(hundred).values()}
-    assert len(names) == 100
+    prefixes = {r["Properties"]["NamePrefix"] for r in custom_resources(hundred).values()}
+    assert len(prefixes) == 100
 
 
 def _handler_policy(scope: Stack) -> list[dict[str, Any]]:
@@ -91,22 +94,10 @@ def test_handler_role_is_least_privilege() -> None:
     job(scope, "A", seed_audience=s3_seed(role))
     job(scope, "B", seed_audience=s3_seed(role))  # same role and model: no duplicate grants
     statements = {s["Sid"]: s for s in _handler_policy(scope)}
-    jobs = {
-        "Fn::Join": [
-            "",
-            [
-                "arn:",
-                {"Ref": "AWS::Partition"},
-                ":cleanrooms-ml:",
-                {"Ref": "AWS::Region"},
-                ":",
-                {"Ref": "AWS::AccountId"},
-                ":audience-generation-job/*",
-            ],
-        ]
-    }
+    # The model's partition and region, the stack's account: where the job lives.
+    jobs = "arn:aws:cleanrooms-ml:us-east-1:111122223333:audience-generation-job/*"
     assert statements["StartJobsFromTheseModels"]["Action"] == "cleanrooms-ml:StartAudienceGenerationJob"
-    assert statements["StartJobsFromTheseModels"]["Resource"] == [jobs, MODEL_ARN]
+    assert statements["StartJobsFromTheseModels"]["Resource"] == [MODEL_ARN, jobs]
     assert statements["WatchTagAndDeleteJobs"]["Resource"] == jobs
     assert set(statements["WatchTagAndDeleteJobs"]["Action"]) == {
         "cleanrooms-ml:GetAudienceGenerationJob",
@@ -150,44 +141,23 @@ def test_control_properties_appear_only_when_not_default() -> None:
     custom = resources["Custom"]
     assert custom["Properties"]["WaitForCompletion"] == "false"
     assert custom["Properties"]["TimeoutSeconds"] == "1800"
-    assert custom["Properties"]["RemovalPolicy"] == "retain"
-    assert custom["DeletionPolicy"] == "Retain" and custom["UpdateReplacePolicy"] == "Retain"
+    # CloudFormation stops waiting soon after the handler would: 30 min + one poll + the handler's 5 minutes.
+    assert custom["Properties"]["ServiceTimeout"] == str(1800 + 30 + 300)
+    assert "RemovalPolicy" not in custom["Properties"]  # CloudFormation's policies decide, not the handler
+    # RETAIN keeps the job when the stack goes or replaces it, not when its own create is rolled back.
+    assert custom["DeletionPolicy"] == "RetainExceptOnCreate" and custom["UpdateReplacePolicy"] == "Retain"
+    assert "ServiceTimeout" not in resources["Defaul"]["Properties"]  # the default: CloudFormation's hour
 
 
-def _name(**kwargs: Any) -> str:
-    scope = stack()
-    return job(scope, **kwargs).name
-
-
-def test_generated_name_is_stable_and_changes_only_when_the_job_must_be_replaced() -> None:
-    base = _name()
-    assert base == _name()  # same app, same name: a retried deploy finds its job
-    assert base.startswith("Test-Lookalike-") and len(base) <= 63
-    assert _name(tags={"other": "tag"}) == base  # tags change in place
-    assert _name(wait_for_completion=False) == base
-    assert _name(description="new") != base
-    assert _name(seed_audience=s3_seed(uri="s3://seed-bucket/other.jsonl")) != base
-    assert _name(include_seed_in_output=True) != base
-
-
-def test_generated_name_of_a_deep_path_stays_within_63_characters() -> None:
+def test_name_prefix_of_a_deep_path_leaves_room_for_the_digest() -> None:
     from constructs import Construct
 
     scope: Construct = stack()
     for i in range(8):
         scope = Construct(scope, f"AVeryLongConstructIdNumber{i}")
-    created = job(scope)  # type: ignore[arg-type]
-    assert len(created.name) == 63
-    assert created.name.split("-")[-2] == "Lookalike"
-
-
-def test_tokens_in_replacing_members_give_a_deterministic_name() -> None:
-    def name() -> str:
-        scope = stack()
-        role = iam.Role(scope, "Seed", assumed_by=iam.ServicePrincipal("cleanrooms-ml.amazonaws.com"))
-        return job(scope, seed_audience=s3_seed(role)).name
-
-    assert name() == name()
+    job(scope)  # type: ignore[arg-type]
+    prefix = _only(custom_resources(scope.node.scopes[1]))["Properties"]["NamePrefix"]  # type: ignore[arg-type]
+    assert len(prefix) == 63 - 11 and prefix.endswith("-Lookalike")
 
 
 def test_explicit_name_is_used_as_is() -> None:

@@ -10,13 +10,14 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
+import engine
 import pytest
 from aws_cdk import Stack, Tags
 from aws_cdk import aws_iam as iam
-from botocore.stub import Stubber
+from botocore.stub import ANY, Stubber
+from specs import REQUEST_TAG
 
 import entrypoints
-import lifecycle
 import service
 from cdk_cleanrooms_ml import SeedAudience, SqlParameters, WorkerComputeConfiguration, WorkerComputeType
 from tests.helpers import COLLABORATION_ID, MODEL_ARN, as_cloudformation_delivers, custom_resources, event, job, stack
@@ -65,29 +66,38 @@ def synthesized_properties(description: str, tags: dict[str, str]) -> dict[str, 
     return properties
 
 
+SENT: list[dict[str, Any]] = []
+
+
 @pytest.fixture
 def stub() -> Iterator[Stubber]:
-    service._client = None
-    with Stubber(service.client()) as stubber:
+    service.reset_clients()
+    client = service.client("cleanroomsml", "us-east-1")
+    client.meta.events.register(
+        "provide-client-params.cleanroomsml.StartAudienceGenerationJob", lambda params, **_: SENT.append(params)
+    )
+    with Stubber(client) as stubber:
         yield stubber
         stubber.assert_no_pending_responses()
-    service._client = None
+    service.reset_clients()
 
 
 def expected_request(properties: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in properties.items() if k != "ServiceToken"}
+    """What the service must receive: the properties less the control ones, with a name and the request tag."""
+    request = {k: v for k, v in properties.items() if k not in ("ServiceToken", "NamePrefix")}
+    return {**request, "name": ANY, "tags": {**request["tags"], REQUEST_TAG: ANY}}
 
 
-def described(properties: dict[str, Any], arn: str, status: str) -> dict[str, Any]:
-    request = expected_request(properties)
+def described(name: str, arn: str, status: str, tags: dict[str, str] | None = None) -> dict[str, Any]:
     return {
         "createTime": NOW,
         "updateTime": NOW,
         "audienceGenerationJobArn": arn,
-        "name": request["name"],
+        "name": name,
         "status": status,
         "configuredAudienceModelArn": MODEL_ARN,
         "metrics": {"relevanceMetrics": [{"audienceSize": {"type": "PERCENTAGE", "value": 5}, "score": 6.0}]},
+        **({"tags": tags} if tags is not None else {}),
     }
 
 
@@ -96,40 +106,48 @@ def test_create_update_and_delete_from_template_properties(stub: Stubber) -> Non
     delivered = event("Create", first)
     worker = delivered["ResourceProperties"]["seedAudience"]["sqlComputeConfiguration"]["worker"]
     assert worker["number"] == "16" and delivered["ResourceProperties"]["includeSeedInOutput"] == "true"
+    assert first["NamePrefix"] == "Test-Lookalike" and "name" not in first
 
-    # Create: the exact typed request reaches the service
+    # Create: the exact typed request reaches the service, with a name made from the prefix and a digest
     arn = "arn:aws:cleanrooms-ml:us-east-1:111122223333:audience-generation-job/first"
     stub.add_response("start_audience_generation_job", {"audienceGenerationJobArn": arn}, expected_request(first))
     created = entrypoints.on_event(delivered)
-    stub.add_response("get_audience_generation_job", described(first, arn, "CREATE_IN_PROGRESS"), None)
+    sent = SENT.pop()
+    name = sent["name"]
+    assert name.startswith("Test-Lookalike-") and len(name) == len("Test-Lookalike-") + 10
+    stub.add_response("get_audience_generation_job", described(name, arn, "CREATE_IN_PROGRESS"), None)
     assert entrypoints.is_complete({**delivered, **created}) == {"IsComplete": False}
-    stub.add_response("get_audience_generation_job", described(first, arn, "ACTIVE"), None)
+    stub.add_response("get_audience_generation_job", described(name, arn, "ACTIVE"), None)
     done = entrypoints.is_complete({**delivered, **created})
-    assert done["PhysicalResourceId"] == arn and done["Data"]["Status"] == "ACTIVE"
+    assert done["PhysicalResourceId"] == arn and done["Data"]["Status"] == "ACTIVE" and done["Data"]["Name"] == name
+    tags = {**sent["tags"]}
 
-    # Tags-only update: tagged in place, no new job
+    # Tags-only update: the job is read (its request tag says it is this request), then tagged in place
     retagged = synthesized_properties("spring", {"team": "marketing"})
-    assert retagged["name"] == first["name"]
     update = event("Update", retagged, PhysicalResourceId=arn, OldResourceProperties=as_cloudformation_delivers(first))
-    stub.add_response("tag_resource", {}, {"resourceArn": arn, "tags": {"team": "marketing"}})
+    stub.add_response("get_audience_generation_job", described(name, arn, "ACTIVE", tags), None)
     updated = entrypoints.on_event(update)
-    assert updated["PhysicalResourceId"] == arn
-    stub.add_response("get_audience_generation_job", described(retagged, arn, "ACTIVE"), None)
+    assert updated["PhysicalResourceId"] == arn and updated[engine.AWAIT] == engine.AWAIT_UPDATED
+    stub.add_response("get_audience_generation_job", described(name, arn, "ACTIVE", tags), None)
+    stub.add_response("tag_resource", {}, {"resourceArn": arn, "tags": {"team": "marketing"}})
+    stub.add_response("get_audience_generation_job", described(name, arn, "ACTIVE", tags), None)
     assert entrypoints.is_complete({**update, **updated})["Data"]["AudienceGenerationJobArn"] == arn
 
-    # Replacing update: a new generated name, a new job, a new physical id
+    # Replacing update: a new name, a new job, a new physical id
     replaced = synthesized_properties("autumn", {"team": "marketing"})
-    assert replaced["name"] != first["name"]
     update = event(
         "Update", replaced, PhysicalResourceId=arn, OldResourceProperties=as_cloudformation_delivers(retagged)
     )
     new_arn = arn.replace("first", "second")
+    stub.add_response("get_audience_generation_job", described(name, arn, "ACTIVE", tags), None)
     stub.add_response(
         "start_audience_generation_job", {"audienceGenerationJobArn": new_arn}, expected_request(replaced)
     )
     updated = entrypoints.on_event(update)
-    assert updated["PhysicalResourceId"] == new_arn and updated[lifecycle.AWAIT] == lifecycle.AWAIT_JOB
-    stub.add_response("get_audience_generation_job", described(replaced, new_arn, "ACTIVE"), None)
+    resent = SENT.pop()
+    assert resent["name"] != name and resent["name"].startswith("Test-Lookalike-")
+    assert updated["PhysicalResourceId"] == new_arn and updated[engine.REPLACES] == arn
+    stub.add_response("get_audience_generation_job", described(resent["name"], new_arn, "ACTIVE"), None)
     assert entrypoints.is_complete({**update, **updated})["PhysicalResourceId"] == new_arn
 
     # CloudFormation then deletes the old job

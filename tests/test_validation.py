@@ -11,7 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import botocore.session
 import jsii
 import pytest
 from aws_cdk import (
@@ -39,6 +38,7 @@ from cdk_cleanrooms_ml import (
     WorkerComputeConfiguration,
     WorkerComputeType,
 )
+from cdk_cleanrooms_ml.service_model import service_model, specs, start_request_shape
 from constructs import Construct
 from tests.helpers import ACCOUNT, COLLABORATION_ID, MODEL_ARN, REGION, ROLE_ARN, as_cloudformation_delivers, s3_seed
 
@@ -393,7 +393,13 @@ BAD_INPUTS = [
     bad("description-256", lambda: {"description": "d" * 256}, "description", "must be between 0 and 255"),
     bad("description-bell", lambda: {"description": "ring \x07"}, "description", "must match the pattern"),
     # tags: the model's lengths and count, and the documented user-tag rules
-    bad("tags-51", lambda: {"tags": {f"k{i}": "v" for i in range(51)}}, "tags", "must have at most 50 user tags"),
+    bad("tags-50", lambda: {"tags": {f"k{i}": "v" for i in range(50)}}, "tags", "must have at most 49 user tags"),
+    bad(
+        "tags-library-prefix",
+        lambda: {"tags": {"cdk-cleanrooms-ml:request-digest": "x"}},
+        "tags['cdk-cleanrooms-ml:request-digest']",
+        "reserved for the library",
+    ),
     bad("tags-201", lambda: {"tags": {f"k{i}": "v" for i in range(201)}}, "tags", "must be between 0 and 200 entries"),
     bad("tag-key-empty", lambda: {"tags": {"": "v"}}, "tags['']", "key must be between 1 and 128 characters long"),
     bad(
@@ -405,7 +411,8 @@ BAD_INPUTS = [
     bad("tags-list", lambda: {"tags": ["team"]}, "tags", "must be a map"),
     bad("tag-value-int", lambda: {"tags": {"CostCenter": 42}}, "tags['CostCenter']", "must be a string"),
     # the library's own props
-    bad("timeout-61min", lambda: {"timeout": Duration.minutes(61)}, "timeout", "must be at most 60 minutes"),
+    bad("timeout-56min", lambda: {"timeout": Duration.minutes(56)}, "timeout", "must be at most 55 minutes"),
+    bad("poll-1h", lambda: {"poll_interval": Duration.hours(1)}, "poll_interval", "must be at most 55 minutes"),
     bad(
         "timeout-below-poll",
         lambda: {"timeout": Duration.seconds(10)},
@@ -553,6 +560,8 @@ def test_a_china_stack_accepts_china_arns() -> None:
     )
 
 
+SPEC = specs().AUDIENCE_GENERATION_JOB
+
 # --------------------------------------------------------------------------------------------------
 # Good inputs at every boundary.
 
@@ -573,7 +582,7 @@ def _good_cases() -> list[Any]:
             id="sql-parameters",
         ),
         pytest.param({"seed_audience": s3_seed(uri="s3://" + "b" * 1280)}, id="s3-1285"),
-        pytest.param({"tags": {f"k{i}": "v" for i in range(50)}}, id="tags-50"),
+        pytest.param({"tags": {f"k{i}": "v" for i in range(49)}}, id="tags-49"),
         pytest.param({"tags": {"k" * 128: "v" * 256}}, id="tag-key-128-value-256"),
         pytest.param({"tags": {"team": "", "Owner": "aws:value-prefix-is-fine"}}, id="tag-value-empty-and-aws-value"),
         pytest.param({"collaboration_id": COLLABORATION_ID}, id="collaboration"),
@@ -581,10 +590,10 @@ def _good_cases() -> list[Any]:
         pytest.param({"description": ""}, id="description-empty"),
         pytest.param({"description": "line one\nline two\ttabbed"}, id="description-newline-tab"),
         pytest.param({"include_seed_in_output": True}, id="include-seed"),
-        pytest.param({"timeout": Duration.minutes(60)}, id="timeout-60min"),
+        pytest.param({"timeout": Duration.minutes(55)}, id="timeout-55min"),
         pytest.param({"timeout": Duration.seconds(30)}, id="timeout-equal-poll"),
         pytest.param({"timeout": Duration.minutes(5), "poll_interval": Duration.seconds(5)}, id="poll-5s"),
-        pytest.param({"poll_interval": Duration.hours(1), "timeout": Duration.hours(1)}, id="poll-1h"),
+        pytest.param({"poll_interval": Duration.minutes(30), "timeout": Duration.minutes(30)}, id="poll-30min"),
         pytest.param({"wait_for_completion": False, "removal_policy": RemovalPolicy.RETAIN}, id="no-wait-retain"),
     ]
 
@@ -598,8 +607,8 @@ def test_good_input_at_a_boundary_is_accepted(props: dict[str, Any]) -> None:
         assert created.name == props["name"]
 
 
-def test_every_worker_type_of_the_installed_model_is_accepted() -> None:
-    model = botocore.session.get_session().get_service_model("cleanroomsml")
+def test_every_worker_type_of_the_shipped_model_is_accepted() -> None:
+    model = service_model()
     worker_shape = model.shape_for("WorkerComputeType")
     types = WorkerComputeType.all()
     assert [t.value for t in types] == list(worker_shape.enum)
@@ -753,22 +762,17 @@ def test_a_bad_token_value_fails_at_deploy_naming_the_property(
     from properties import PropertyError, decode_request, split
 
     stack, created = token_job
-    shape = (
-        botocore.session.get_session()
-        .get_service_model("cleanroomsml")
-        .operation_model("StartAudienceGenerationJob")
-        .input_shape
-    )
+    shape = start_request_shape()  # the shipped model: the one the handler runs against
     props = _resolved_properties(stack, created)
     # The role's logical id is generated: its GetAtt resolves to a good role ARN.
     values = {**GOOD_DEPLOY_VALUES, ".".join(props["seedAudience"]["roleArn"]["Fn::GetAtt"]): ROLE_ARN}
 
     request, _control = split(_deliver_with(props, values))
-    assert decode_request(request, shape)["name"] == "from-a-parameter"  # the good values pass
+    assert decode_request(SPEC, request, shape)["name"] == "from-a-parameter"  # the good values pass
 
     request, _control = split(_deliver_with(props, {**values, **deployed}))
     with pytest.raises(PropertyError) as caught:
-        decode_request(request, shape)
+        decode_request(SPEC, request, shape)
     assert message in str(caught.value)
     assert SECRET not in str(caught.value)
 
@@ -787,7 +791,7 @@ def test_tags_applied_through_tags_of_are_checked_at_synth() -> None:
     with pytest.raises(Exception) as caught:  # CDK raises its own error type (through jsii)
         app.synth()
     message = str(caught.value)
-    assert "Tagged/Lookalike: tags = '52 tags': must have at most 50 user tags" in message
+    assert "Tagged/Lookalike: tags = '52 tags': must have at most 49 user tags" in message
     assert "Tagged/Lookalike: tags['CostCenter'] = " in message and "must be between 0 and 256" in message
 
 
@@ -862,16 +866,11 @@ def test_the_handler_applies_the_union_and_redaction_rules_to_what_it_receives(
     """An escape hatch (add_property_override) can send what the construct never renders: the handler still checks."""
     from properties import PropertyError, decode_request, split
 
-    shape = (
-        botocore.session.get_session()
-        .get_service_model("cleanroomsml")
-        .operation_model("StartAudienceGenerationJob")
-        .input_shape
-    )
+    shape = start_request_shape()  # the shipped model: the one the handler runs against
     raw, _control = split(
         as_cloudformation_delivers({"name": "job", "configuredAudienceModelArn": MODEL_ARN, "seedAudience": seed})
     )
     with pytest.raises(PropertyError) as caught:
-        decode_request(raw, shape)
+        decode_request(SPEC, raw, shape)
     assert message in str(caught.value)
     assert SECRET not in str(caught.value) and "bad-name" not in str(caught.value)

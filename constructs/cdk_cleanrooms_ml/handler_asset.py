@@ -1,9 +1,9 @@
-"""The handler's code as a Lambda asset: the ``lambda/`` files plus the service model they run against.
+"""The handler's code as a Lambda asset: the ``lambda/`` files plus the service models they run against.
 
-The asset carries the ``cleanroomsml`` model that synthesis validated against (under
-``models/``, found through ``AWS_DATA_PATH``), so the deployed handler does not depend on the age
-of the SDK bundled in the Lambda runtime. Only the handler's ``.py`` files are staged: caches
-(``__pycache__``, ``*.pyc``) never change the asset hash.
+The asset carries the models that synthesis validates against (``lambda/models/``, found through
+``AWS_DATA_PATH``), so the deployed handler does not depend on the age of the SDK bundled in the
+Lambda runtime. Only the handler's ``.py`` files and the models are staged: caches (``__pycache__``,
+``*.pyc``) never change the asset hash.
 """
 
 from __future__ import annotations
@@ -14,10 +14,7 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
-from .service_model import SERVICE_NAME, model_files
-
-#: Where the asset keeps the service model; the Lambda function's AWS_DATA_PATH points here.
-MODELS_DIR = "models"
+from .service_model import MODELS_DIR, model_files
 
 
 @lru_cache(maxsize=1)
@@ -44,7 +41,7 @@ def staged_asset_dir() -> Path:
     """
     files: dict[str, bytes] = {p.name: p.read_bytes() for p in handler_files()}
     for relative, content in model_files().items():
-        files[f"{MODELS_DIR}/{SERVICE_NAME}/{relative}"] = content
+        files[f"{MODELS_DIR}/{relative}"] = content
     digest = hashlib.sha256()
     for name in sorted(files):
         digest.update(name.encode() + b"\0" + files[name] + b"\0")

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
-import re
-import weakref
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import jsii
 from aws_cdk import (
@@ -20,39 +16,29 @@ from aws_cdk import (
     TagType,
     region_info,
 )
+from aws_cdk import aws_iam as iam
 
 from constructs import Construct, IValidation
 
-from . import validation
+from . import _resource, validation
 from .provider import DEFAULT_POLL_INTERVAL, TOTAL_TIMEOUT, AudienceGenerationProvider
 from .seed_audience import SeedAudience
-from .service_model import start_request_shape
+from .service_model import specs, start_request_shape
 from .validation import Issue, ValidationError
 
+_SPEC = specs().AUDIENCE_GENERATION_JOB
 #: The CloudFormation type of every job resource.
-RESOURCE_TYPE = "Custom::CleanRoomsMlAudienceGenerationJob"
+RESOURCE_TYPE: str = _SPEC.type_name
+
+_TOTAL_TIMEOUT_SECONDS = int(TOTAL_TIMEOUT.to_seconds())
+_DEFAULT_POLL_SECONDS = int(DEFAULT_POLL_INTERVAL.to_seconds())
+#: A generated name is ``<prefix>-<10-character digest>``.
+_DIGEST_LENGTH = 10
 
 
 def max_name_length() -> int:
-    """The service's limit on job names (NameString's max in the installed model); generated names stay within it."""
+    """The service's limit on job names (NameString's max in the shipped model)."""
     return int(start_request_shape().members["name"].metadata["max"])
-
-
-_HASH_LENGTH = 10
-
-#: Request members whose change needs a new job (and so a new generated name). Tags change in place.
-_REPLACING_MEMBERS = (
-    "configuredAudienceModelArn",
-    "seedAudience",
-    "includeSeedInOutput",
-    "collaborationId",
-    "description",
-)
-
-# Synthesis speed: every jsii call is a round trip to node, and a stack of hundreds of jobs would repeat
-# the same ones per job. What cannot change once known is asked once per process or once per stack.
-_TOTAL_TIMEOUT_SECONDS = int(TOTAL_TIMEOUT.to_seconds())
-_DEFAULT_POLL_SECONDS = int(DEFAULT_POLL_INTERVAL.to_seconds())
 
 
 @functools.cache
@@ -61,57 +47,74 @@ def _partition_of(region: str) -> str | None:
     return str(partition) if partition is not None else None
 
 
-class _StackShared:
-    """What the jobs of one stack share and never changes once asked: its name and region, the paths of
-    the scopes jobs are added to, resolved tokens, providers, and the one tag validation of its jobs."""
+@runtime_checkable
+class IAudienceGenerationJob(Protocol):
+    """An audience generation job: one this app creates (``AudienceGenerationJob``) or one imported by ARN
+    (``AudienceGenerationJob.from_audience_generation_job_arn``)."""
 
-    def __init__(self, stack: Stack) -> None:
-        self.stack = stack
-        self.stack_name: str = stack.stack_name
-        self.region: str = stack.region
-        self.scope_paths: weakref.WeakKeyDictionary[Construct, str] = weakref.WeakKeyDictionary()
-        self.resolved: dict[Any, Any] = {}
-        self.providers: dict[int, tuple[AudienceGenerationProvider, str]] = {}
-        self._tag_validation: _TagValidation | None = None
+    @property
+    def node(self) -> Any: ...
 
-    def child_path(self, scope: Construct, id: str) -> str:
-        """The construct path of ``scope``'s child ``id`` (what ``child.node.path`` says)."""
-        scope_path = self.scope_paths.get(scope)
-        if scope_path is None:
-            scope_path = self.scope_paths[scope] = scope.node.path
-        return f"{scope_path}/{id}" if scope_path else id
+    @property
+    def audience_generation_job_arn(self) -> str:
+        """The job's ARN."""
+        ...
 
-    def tag_validation(self) -> _TagValidation:
-        if self._tag_validation is None:
-            self._tag_validation = _TagValidation()
-            self.stack.node.add_validation(self._tag_validation)
-        return self._tag_validation
+    @property
+    def waits_for_completion(self) -> bool:
+        """Whether the job is ACTIVE once its deploy step ends (always True for an imported job)."""
+        ...
 
+    def grant_read(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let ``grantee`` read the job (GetAudienceGenerationJob)."""
+        ...
 
-_SHARED: weakref.WeakKeyDictionary[Stack, _StackShared] = weakref.WeakKeyDictionary()
-_STACK_OF: weakref.WeakKeyDictionary[Construct, Stack] = weakref.WeakKeyDictionary()
+    def grant_start_export(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let ``grantee`` start and list audience export jobs of this job."""
+        ...
 
 
-def _stack_of(scope: Construct) -> Stack:
-    """``Stack.of(scope)``, asked once per scope: a construct never moves to another stack."""
-    try:
-        found = _STACK_OF.get(scope)
-    except TypeError:  # not a construct: let Stack.of say so
-        return Stack.of(scope)
-    if found is None:
-        found = _STACK_OF[scope] = Stack.of(scope)
-    return found
+class _JobGrants:
+    """``grant_read`` and ``grant_start_export`` on ``audience_generation_job_arn``."""
+
+    @property
+    def audience_generation_job_arn(self) -> str:
+        raise NotImplementedError
+
+    def grant_read(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let ``grantee`` read the job: ``cleanrooms-ml:GetAudienceGenerationJob`` on its ARN."""
+        return iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["cleanrooms-ml:GetAudienceGenerationJob"],
+            resource_arns=[self.audience_generation_job_arn],
+        )
+
+    def grant_start_export(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let ``grantee`` export the job's audience: ``cleanrooms-ml:StartAudienceExportJob`` and
+        ``ListAudienceExportJobs`` on its ARN (the resource both actions take)."""
+        return iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["cleanrooms-ml:StartAudienceExportJob", "cleanrooms-ml:ListAudienceExportJobs"],
+            resource_arns=[self.audience_generation_job_arn],
+        )
 
 
-def _shared(stack: Stack) -> _StackShared:
-    found = _SHARED.get(stack)
-    if found is None:
-        found = _SHARED[stack] = _StackShared(stack)
-    return found
+class _ImportedAudienceGenerationJob(_JobGrants, Construct):
+    def __init__(self, scope: Construct, id: str, arn: str) -> None:
+        super().__init__(scope, id)
+        self._arn = arn
+
+    @property
+    def audience_generation_job_arn(self) -> str:
+        return self._arn
+
+    @property
+    def waits_for_completion(self) -> bool:
+        return True
 
 
 @jsii.implements(ITaggableV2)
-class AudienceGenerationJob(Construct):
+class AudienceGenerationJob(_JobGrants, Construct):
     """An AWS Clean Rooms ML audience generation job, started by ``cdk deploy`` and deleted with the stack.
 
     One CloudFormation resource of type ``Custom::CleanRoomsMlAudienceGenerationJob`` whose properties
@@ -140,27 +143,32 @@ class AudienceGenerationJob(Construct):
         :param configured_audience_model_arn: the configured audience model to generate from
             (``configuredAudienceModelArn``). Required. The job is started in the model's region.
         :param seed_audience: the seed audience and the role that reads it (``seedAudience``). Required.
-        :param name: the job's name (``name``), unique per account, 1-63 characters. Default: derived
-            from the construct path and the properties that force a new job, so a replaced job never
-            collides with the one it replaces. An explicit name must be changed whenever the job is
-            replaced (the deploy fails with a message saying so otherwise).
+        :param name: the job's name (``name``), unique per account, 1-63 characters. Default: made at
+            deploy time from the construct path and a digest of the stack, the logical id and the
+            resolved request (``<path>-<digest>``), so a job that must be replaced always gets a new
+            name, even when what changed is a deploy-time token. An explicit name must be changed
+            whenever the job is replaced (the deploy fails with a message saying so otherwise).
         :param include_seed_in_output: whether the seed is part of the generated audience
             (``includeSeedInOutput``). Default: not sent (the service's default, false).
         :param collaboration_id: the collaboration that contains the job (``collaborationId``),
             needed when the configured audience model belongs to another account. Default: not sent.
         :param description: the job's description (``description``). Default: not sent.
         :param tags: tags of the job (``tags``), merged with the tags applied through ``Tags.of``.
-            Default: none. At most 50; keys starting with ``aws:`` are reserved.
+            Default: none. At most 49 (the service allows 50; the library adds one, its request digest);
+            keys starting with ``aws:`` or ``cdk-cleanrooms-ml:`` are reserved.
         :param wait_for_completion: whether the deploy step waits until the job is ACTIVE (and, on
             delete, until it is gone). Default: True.
-        :param timeout: how long the deploy step waits. Default and maximum: 60 minutes
-            (CloudFormation's limit for a custom resource); at least the poll interval.
+        :param timeout: how long the deploy step waits. Default and maximum: 55 minutes
+            (CloudFormation gives a custom resource one hour; the handler keeps 5 minutes of it for its
+            own calls); at least the poll interval.
         :param removal_policy: DESTROY deletes the job with the stack (or when it is replaced);
-            RETAIN keeps it. Default: DESTROY.
+            RETAIN keeps it then, but a job whose own create is rolled back is deleted
+            (``DeletionPolicy: RetainExceptOnCreate``), so a failed first deploy can be repeated.
+            Default: DESTROY.
         :param poll_interval: how often the job's status is read while waiting. Default: the stack
             provider's (30 seconds). Jobs with different intervals use different providers.
         """
-        stack = _stack_of(scope)
+        stack = _resource.stack_of(scope)
         request, issues = _request(
             configured_audience_model_arn=configured_audience_model_arn,
             seed_audience=seed_audience,
@@ -170,16 +178,26 @@ class AudienceGenerationJob(Construct):
             description=description,
             tags=tags,
         )
-        control, control_issues = _control(wait_for_completion, timeout, removal_policy, poll_interval)
-        issues += control_issues + _stack_issues(stack, request)
+        poll_seconds, poll_issues = _poll_seconds(poll_interval)
+        control, timeout_seconds, control_issues = _resource.control_properties(
+            wait_for_completion, timeout, poll_seconds
+        )
+        issues += poll_issues + control_issues + _resource.removal_policy_issues(removal_policy)
+        issues += _stack_issues(stack, request) + _resource.size_issues(request)
         if issues:
             scope_path = scope.node.path  # only on failure: each jsii call is a round trip to node
             raise ValidationError(f"{scope_path}/{id}" if scope_path else id, issues)  # no half-built tree
 
         super().__init__(scope, id)
         try:
-            path = _shared(stack).child_path(scope, id)
-            self._build(stack, request, control, removal_policy, poll_interval, explicit_name=name, path=path)
+            path = _resource.shared(stack).child_path(scope, id)
+            if name is None:
+                control["NamePrefix"] = _resource.name_prefix(path, max_name_length() - _DIGEST_LENGTH - 1)
+            timeout_property = _resource.service_timeout(timeout_seconds, poll_seconds)
+            if timeout_property is not None:
+                control["ServiceTimeout"] = timeout_property
+            self._waits = bool(wait_for_completion)
+            self._build(stack, request, control, seed_audience, removal_policy, poll_interval)
         except Exception:
             scope.node.try_remove_child(id)
             raise
@@ -189,21 +207,21 @@ class AudienceGenerationJob(Construct):
         stack: Stack,
         request: dict[str, Any],
         control: dict[str, str],
+        seed_audience: SeedAudience,
         removal_policy: RemovalPolicy | None,
         poll_interval: Duration | None,
-        explicit_name: str | None,
-        path: str,
     ) -> None:
-        self.name: str = explicit_name if explicit_name is not None else _generated_name(stack, path, request)
-        """The job's name (API field ``name``): the one given, or by default one derived from the construct path
-        plus a hash of the stack name and the members that force a new job (at most 63 characters)."""
-        request["name"] = self.name
+        # A seed role the library makes is made now, in this job's stack (never silently in another one).
+        seed = seed_audience.bound(self)
+        request["seedAudience"]["roleArn"] = seed.role_arn
         user_tags = request.pop("tags", None) or {}
         self._tags = TagManager(TagType.MAP, RESOURCE_TYPE, user_tags)
 
         self.provider, service_token = _provider_of(self, stack, poll_interval)
         """The provider that runs this job's lifecycle (shared with the stack's other jobs)."""
-        self.provider.allow_job(request["configuredAudienceModelArn"], request["seedAudience"]["roleArn"])
+        self.provider.allow_job(
+            request["configuredAudienceModelArn"], request["seedAudience"]["roleArn"], request.get("collaborationId")
+        )
 
         self.resource = CfnResource(
             self,
@@ -217,8 +235,41 @@ class AudienceGenerationJob(Construct):
             },
         )
         """The ``CfnResource`` of type ``RESOURCE_TYPE`` (escape hatch)."""
-        self.resource.apply_removal_policy(removal_policy or RemovalPolicy.DESTROY)
-        _shared(stack).tag_validation().jobs.append(self)  # last: a job whose build failed is not in the tree
+        _resource.apply_removal_policy(self.resource, removal_policy)
+        _tag_validation(stack).jobs.append(self)  # last: a job whose build failed is not in the tree
+        self._explicit_name = request.get("name")
+
+    @staticmethod
+    def from_audience_generation_job_arn(scope: Construct, id: str, arn: str) -> IAudienceGenerationJob:
+        """An existing job by its ARN.
+
+        :param arn: ``arn:<partition>:cleanrooms-ml:<region>:<account>:audience-generation-job/<id>`` (or a token).
+        """
+        parts = validation.arn_parts(arn)
+        if not validation.is_token(arn) and (
+            parts is None or parts["service"] != "cleanrooms-ml" or ":audience-generation-job/" not in arn
+        ):
+            scope_path = scope.node.path
+            raise ValidationError(
+                f"{scope_path}/{id}" if scope_path else id,
+                [Issue("arn", arn, "must be an audience generation job ARN")],
+            )
+        return _ImportedAudienceGenerationJob(scope, id, arn)
+
+    @property
+    def name(self) -> str:
+        """The job's name (API field ``name``): the one given, or a token for the name the handler makes at deploy
+        time (GetAtt ``Name``: ``<construct path>-<digest>``, at most 63 characters)."""
+        return self._explicit_name if self._explicit_name is not None else self._name_attribute
+
+    @functools.cached_property
+    def _name_attribute(self) -> str:
+        return self.resource.get_att("Name").to_string()
+
+    @property
+    def waits_for_completion(self) -> bool:
+        """Whether the job is ACTIVE when its deploy step ends (``wait_for_completion``)."""
+        return self._waits
 
     # The attributes are made on first use: most jobs never read them, and each costs two jsii calls.
     @functools.cached_property
@@ -229,7 +280,8 @@ class AudienceGenerationJob(Construct):
     @functools.cached_property
     def status(self) -> str:
         """The job's status when its deploy step ended (GetAtt ``Status``; GetAudienceGenerationJob ``status``):
-        ACTIVE, or with ``wait_for_completion=False`` the status right after the start (e.g. CREATE_PENDING)."""
+        ACTIVE, or with ``wait_for_completion=False`` the status right after the start (e.g. CREATE_PENDING).
+        ``NOT_FOUND`` after an update that found the job deleted outside CloudFormation."""
         return self.resource.get_att("Status").to_string()
 
     @functools.cached_property
@@ -278,6 +330,14 @@ class _TagValidation:
         return messages
 
 
+def _tag_validation(stack: Stack) -> _TagValidation:
+    found = _resource.shared(stack).validations.get(RESOURCE_TYPE)
+    if found is None:
+        found = _resource.shared(stack).validations[RESOURCE_TYPE] = _TagValidation()
+        stack.node.add_validation(found)
+    return found
+
+
 # --------------------------------------------------------------------------------------------------
 
 
@@ -301,61 +361,27 @@ def _request(**props: Any) -> tuple[dict[str, Any], list[Issue]]:
     return request, issues
 
 
-def _control(
-    wait_for_completion: Any, timeout: Any, removal_policy: Any, poll_interval: Any
-) -> tuple[dict[str, str], list[Issue]]:
-    """The handler's control properties (only those that differ from the default) and their problems."""
-    issues: list[Issue] = []
-    control: dict[str, str] = {}
-    if not isinstance(wait_for_completion, bool):
-        issues.append(Issue("wait_for_completion", wait_for_completion, "must be True or False"))
-    elif not wait_for_completion:
-        control["WaitForCompletion"] = "false"
-    limit = _TOTAL_TIMEOUT_SECONDS
-    interval_seconds = _DEFAULT_POLL_SECONDS
-    if poll_interval is not None:
-        seconds = validation.duration_seconds(poll_interval)
-        if seconds is None:
-            issues.append(Issue("poll_interval", poll_interval, "must be a Duration, e.g. Duration.minutes(1)"))
-        elif seconds < 1 or seconds != int(seconds) or limit % int(seconds):
-            issues.append(
-                Issue(
-                    "poll_interval", f"{seconds:g} seconds", "must be a whole number of seconds that divides one hour"
-                )
+def _poll_seconds(poll_interval: Any) -> tuple[int, list[Issue]]:
+    if poll_interval is None:
+        return _DEFAULT_POLL_SECONDS, []
+    seconds = validation.duration_seconds(poll_interval)
+    if seconds is None:
+        return _DEFAULT_POLL_SECONDS, [
+            Issue("poll_interval", poll_interval, "must be a Duration, e.g. Duration.minutes(1)")
+        ]
+    if seconds < 1 or seconds != int(seconds) or _TOTAL_TIMEOUT_SECONDS % int(seconds):
+        return _DEFAULT_POLL_SECONDS, [
+            Issue("poll_interval", f"{seconds:g} seconds", "must be a whole number of seconds that divides one hour")
+        ]
+    if seconds > _resource.MAX_TIMEOUT_SECONDS:
+        return _DEFAULT_POLL_SECONDS, [
+            Issue(
+                "poll_interval",
+                f"{seconds:g} seconds",
+                f"must be at most {_resource.MAX_TIMEOUT_SECONDS // 60} minutes (the longest a deploy step waits)",
             )
-        else:
-            interval_seconds = int(seconds)
-    if timeout is not None:
-        seconds = validation.duration_seconds(timeout)
-        if seconds is None:
-            issues.append(Issue("timeout", timeout, "must be a Duration, e.g. Duration.minutes(30)"))
-        elif seconds > limit:
-            issues.append(
-                Issue(
-                    "timeout",
-                    f"{seconds:g} seconds",
-                    "must be at most 60 minutes (CloudFormation's limit for a custom resource)",
-                )
-            )
-        elif seconds < interval_seconds:
-            issues.append(
-                Issue(
-                    "timeout",
-                    f"{seconds:g} seconds",
-                    f"must be at least the poll interval ({interval_seconds} seconds)",
-                )
-            )
-        elif seconds != int(seconds):
-            issues.append(Issue("timeout", f"{seconds:g} seconds", "must be a whole number of seconds"))
-        elif seconds != limit:
-            control["TimeoutSeconds"] = str(int(seconds))
-    if removal_policy is not None and not isinstance(removal_policy, RemovalPolicy):
-        issues.append(Issue("removal_policy", removal_policy, "must be a RemovalPolicy"))
-    elif removal_policy == RemovalPolicy.RETAIN:
-        control["RemovalPolicy"] = "retain"
-    elif removal_policy not in (None, RemovalPolicy.DESTROY):
-        issues.append(Issue("removal_policy", removal_policy, "must be RemovalPolicy.DESTROY or RemovalPolicy.RETAIN"))
-    return control, issues
+        ]
+    return int(seconds), []
 
 
 def _stack_issues(stack: Stack, request: dict[str, Any]) -> list[Issue]:
@@ -366,7 +392,7 @@ def _stack_issues(stack: Stack, request: dict[str, Any]) -> list[Issue]:
     role_arn = seed.get("roleArn") if isinstance(seed, dict) else None
     model = validation.arn_parts(model_arn)
     role = validation.arn_parts(role_arn)
-    region = _shared(stack).region
+    region = _resource.shared(stack).region
     partition = None if validation.is_token(region) else _partition_of(region)
     if partition is None and model and role and role["partition"] != model["partition"]:
         # Env-agnostic stack: the model's partition is where the job runs, so the role must be there too.
@@ -407,57 +433,16 @@ def _stack_issues(stack: Stack, request: dict[str, Any]) -> list[Issue]:
     return issues
 
 
-_NAME_CHARS = re.compile(r"[^A-Za-z0-9-]+")
-
-
-def _generated_name(stack: Stack, path: str, request: dict[str, Any]) -> str:
-    """``<path>-<hash>``: unique per construct path and stack name, new whenever the job must be replaced.
-
-    The hash covers the members that force a new job, as they appear in the template (tokens are
-    resolved to their CloudFormation form), so CloudFormation never creates the replacement under
-    the name of the job it is about to delete.
-    """
-    replacing = {k: request[k] for k in _REPLACING_MEMBERS if k in request}
-    if validation.is_token(json.dumps(replacing, default=lambda _o: "${Token[object]}")):
-        replacing = _resolved(stack, replacing)
-    digest_input = json.dumps([_shared(stack).stack_name, path, replacing], sort_keys=True, default=str)
-    digest = hashlib.sha256(digest_input.encode()).hexdigest()[:_HASH_LENGTH]
-    prefix = _NAME_CHARS.sub("-", path).strip("-")
-    room = max_name_length() - _HASH_LENGTH - 1
-    if len(prefix) > room:
-        prefix = prefix[-room:].lstrip("-")
-    return f"{prefix}-{digest}"
-
-
-def _resolved(stack: Stack, value: Any) -> Any:
-    """``stack.resolve(value)``, with one jsii call per distinct token of the stack instead of one per job.
-
-    Tokens resolve leaf by leaf, so resolving each token string alone gives what resolving the whole
-    value gives; anything else that may hide a token (a token key, an object) is resolved whole.
-    """
-    if isinstance(value, dict):
-        if any(validation.is_token(key) for key in value):
-            return stack.resolve(value)
-        return {key: _resolved(stack, item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_resolved(stack, item) for item in value]
-    if isinstance(value, (str, float)) and validation.is_token(value):
-        cache = _shared(stack).resolved
-        if value not in cache:
-            cache[value] = stack.resolve(value)
-        return cache[value]
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return stack.resolve(value)
-
-
 def _provider_of(
     job: AudienceGenerationJob, stack: Stack, poll_interval: Duration | None
 ) -> tuple[AudienceGenerationProvider, str]:
     """The stack's provider for the job's poll interval and its service token, looked up once per stack."""
     seconds = _DEFAULT_POLL_SECONDS if poll_interval is None else int(poll_interval.to_seconds())
-    providers = _shared(stack).providers
+    providers = _resource.shared(stack).providers
     if seconds not in providers:
         provider = AudienceGenerationProvider.of(job, poll_interval=poll_interval)
         providers[seconds] = (provider, provider.service_token)
-    return providers[seconds]
+    return providers[seconds]  # type: ignore[no-any-return]
+
+
+__all__ = ["RESOURCE_TYPE", "AudienceGenerationJob", "IAudienceGenerationJob", "max_name_length"]

@@ -2,31 +2,28 @@
 
 One provider per stack and poll interval, whatever the number of jobs: a job adds one custom
 resource and nothing else. Its functions and the framework's waiter state machine share one log
-group that the library creates (with a retention the user sets); the roles write to it with their
-own statements, not an AWS-managed policy. What no code can narrow is acknowledged here for
-cdk-nag, with the reason (the README's Security section lists the same).
+group that the library creates (retention, removal policy and KMS key as the user sets them), named
+under ``/aws/vendedlogs/states/``: Step Functions logging to any other name adds to CloudWatch Logs'
+one resource policy per account and region (5,120 characters) until deploys fail. The roles write to
+it with their own statements, not an AWS-managed policy. What no code can narrow is acknowledged here
+for cdk-nag, with the reason (the README's Security section lists the same).
 """
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, CfnResource, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import Acknowledgment, Aws, CfnResource, Duration, Fn, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import custom_resources as cr
 
-from constructs import Construct, IConstruct
+from constructs import Construct
 
-from .handler_asset import MODELS_DIR, staged_asset_dir
-from .iam_statements import (
-    HandlerStatements,
-    acknowledge_wildcards,
-    job_arn_pattern,
-    log_statement,
-    nag_text,
-    skip_checkov,
-)
+from .handler_asset import staged_asset_dir
+from .iam_statements import HandlerStatements, acknowledge_wildcards, log_statement, nag_text, skip_checkov
+from .service_model import MODELS_DIR
 
 #: How often is_complete asks for a job's status, unless a job or the stack asks otherwise.
 DEFAULT_POLL_INTERVAL = Duration.seconds(30)
@@ -53,26 +50,36 @@ class AudienceGenerationProvider(Construct):
         *,
         poll_interval: Duration | None = None,
         log_retention: logs.RetentionDays | None = None,
+        log_removal_policy: RemovalPolicy | None = None,
+        log_encryption_key: kms.IKey | None = None,
     ) -> None:
         """
         :param poll_interval: how often a job's status is read while the deploy waits. Default: 30 seconds.
             Must be a whole number of seconds that divides one hour.
         :param log_retention: how long the handlers' logs are kept. Default: one year.
+        :param log_removal_policy: what happens to the log group when the stack goes. Default: RETAIN (the logs
+            of the last deploy stay readable; the name carries the stack's id, so a new stack never collides).
+        :param log_encryption_key: a customer-managed KMS key for the log group. Default: none (CloudWatch
+            Logs encrypts with its own key). A key defined in the app (``kms.Key``) gets the key-policy
+            statement CloudWatch Logs needs; an imported key must allow ``logs.<region>.amazonaws.com``
+            itself (the README's Security section shows the statement).
         """
         super().__init__(scope, id)
         interval = poll_interval or DEFAULT_POLL_INTERVAL
         self.poll_interval_seconds = int(interval.to_seconds())
         """How often is_complete reads a job's status (the waiter's query interval), in seconds."""
-        self.statements = HandlerStatements()
-        """The handler role's statements, widened by ``allow_job`` for each job's model and seed role."""
 
         self.log_group = logs.LogGroup(
             self,
             "Logs",
+            log_group_name=_log_group_name(self, id),
             retention=log_retention or logs.RetentionDays.ONE_YEAR,
-            removal_policy=RemovalPolicy.RETAIN,
+            removal_policy=log_removal_policy or RemovalPolicy.RETAIN,
+            encryption_key=log_encryption_key,
         )
         """The one log group of the provider's five functions and its waiter state machine."""
+        if isinstance(log_encryption_key, kms.Key):
+            log_encryption_key.add_to_resource_policy(_logs_may_use_key(self))
         self.handler_role = iam.Role(
             self,
             "HandlerRole",
@@ -80,8 +87,9 @@ class AudienceGenerationProvider(Construct):
             description="cdk-cleanrooms-ml: starts, watches, tags and deletes audience generation jobs",
         )
         """The role of the two Python handlers (see the README's Security section for its statements)."""
-        for statement in [*self.statements.all(), log_statement(self.log_group.log_group_arn)]:
-            self.handler_role.add_to_policy(statement)
+        self.handler_role.add_to_policy(log_statement(self.log_group.log_group_arn))
+        self.statements = HandlerStatements(Stack.of(self).account, self.handler_role.add_to_policy)
+        """The handler role's statements, widened by ``allow_job`` for each job's model and seed role."""
 
         code = lambda_.Code.from_asset(str(staged_asset_dir()), exclude=["__pycache__", "*.pyc"])
         functions = {}
@@ -133,30 +141,23 @@ class AudienceGenerationProvider(Construct):
             disable_waiter_state_machine_logging=False,
         )
         """The aws-cdk-lib ``custom_resources.Provider`` behind the jobs (escape hatch)."""
-        self._drop_redundant_dependencies()
+        self._explain_role_dependencies()
         self._acknowledge_findings(functions)
 
-    def _drop_redundant_dependencies(self) -> None:
-        """Keep only the DependsOn on each role's policy: the role itself is already referenced (cfn-lint W3005).
-
-        CDK makes a function (and the state machine) depend on its role and on the role's default
-        policy; the role is also named in ``Role``/``RoleArn``, so that half is redundant.
-        """
+    def _explain_role_dependencies(self) -> None:
+        """CDK makes each function (and the state machine) depend on its role as well as on the role's policy,
+        although the role is referenced already (cfn-lint W3005). The DependsOn list stays as CDK and the user
+        make it (a dependency added later must survive); cfn-lint is told why on these resources only."""
         for construct in self.node.find_all():
-            if not isinstance(construct, CfnResource) or construct.cfn_resource_type not in _ROLE_USERS:
-                continue
-            role = _role_of(construct.node.scope)
-            policy = role.node.try_find_child("DefaultPolicy") if role is not None else None
-            policy_resource = policy.node.default_child if policy is not None else None
-            if isinstance(policy_resource, CfnResource):
-                construct.add_override("DependsOn", [policy_resource.logical_id])
+            if isinstance(construct, CfnResource) and construct.cfn_resource_type in _ROLE_USERS:
+                construct.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})
 
     def _acknowledge_findings(self, functions: dict[str, lambda_.Function]) -> None:
         """The cdk-nag findings that stay, each with the reason a reviewer needs (the README's Security section)."""
         acknowledge_wildcards(self.handler_role, ["Resource::*"], _REASON_LIST_JOBS)
         acknowledge_wildcards(
             self.handler_role,
-            lambda: [f"Resource::{nag_text(Stack.of(self).resolve(job_arn_pattern()))}"],
+            lambda: [f"Resource::{nag_text(Stack.of(self).resolve(p))}" for p in self.statements.job_patterns()],
             _REASON_JOB_IDS,
         )
         invoked = [
@@ -178,9 +179,11 @@ class AudienceGenerationProvider(Construct):
         """The ARN of the Provider framework's onEvent function: the ServiceToken of every job it serves."""
         return self.provider.service_token
 
-    def allow_job(self, configured_audience_model_arn: str, seed_role_arn: str) -> None:
-        """Let the handlers start jobs from this model and pass this seed role."""
-        self.statements.add_job(configured_audience_model_arn, seed_role_arn)
+    def allow_job(
+        self, configured_audience_model_arn: str, seed_role_arn: str, collaboration_id: str | None = None
+    ) -> None:
+        """Let the handlers start jobs from this model (in this collaboration) and pass this seed role."""
+        self.statements.add_job(configured_audience_model_arn, seed_role_arn, collaboration_id)
 
     @staticmethod
     def of(
@@ -188,10 +191,12 @@ class AudienceGenerationProvider(Construct):
         *,
         poll_interval: Duration | None = None,
         log_retention: logs.RetentionDays | None = None,
+        log_removal_policy: RemovalPolicy | None = None,
+        log_encryption_key: kms.IKey | None = None,
     ) -> AudienceGenerationProvider:
         """The stack's provider for this poll interval, created on first use.
 
-        ``log_retention`` applies only when this call creates the provider (default: one year).
+        The log options apply only when this call creates the provider (see the constructor).
         """
         stack = Stack.of(scope)
         seconds = int((poll_interval or DEFAULT_POLL_INTERVAL).to_seconds())
@@ -199,20 +204,46 @@ class AudienceGenerationProvider(Construct):
         existing = stack.node.try_find_child(child_id)
         if isinstance(existing, AudienceGenerationProvider):
             return existing
-        return AudienceGenerationProvider(stack, child_id, poll_interval=poll_interval, log_retention=log_retention)
+        return AudienceGenerationProvider(
+            stack,
+            child_id,
+            poll_interval=poll_interval,
+            log_retention=log_retention,
+            log_removal_policy=log_removal_policy,
+            log_encryption_key=log_encryption_key,
+        )
 
 
 #: Resource types whose DependsOn CDK fills with both a role and its default policy.
 _ROLE_USERS = frozenset({"AWS::Lambda::Function", "AWS::StepFunctions::StateMachine"})
 
+#: Every log group of this library's providers is named under this prefix.
+LOG_GROUP_PREFIX = "/aws/vendedlogs/states/cdk-cleanrooms-ml-"
 
-def _role_of(owner: IConstruct | None) -> iam.Role | None:
-    """The role a Function (or the waiter state machine) runs with, when it is a role of this app."""
-    role = getattr(owner, "role", None)
-    if isinstance(role, iam.Role):
-        return role
-    sibling = owner.node.try_find_child("Role") if owner is not None else None
-    return sibling if isinstance(sibling, iam.Role) else None
+
+def _log_group_name(scope: Construct, id: str) -> str:
+    """``/aws/vendedlogs/states/cdk-cleanrooms-ml-<stack name>-<provider id>-<stack uuid>``: unique per stack
+    (a retained log group of a deleted stack never collides with its successor's)."""
+    stack_uuid = Fn.select(2, Fn.split("/", Aws.STACK_ID))
+    return f"{LOG_GROUP_PREFIX}{Aws.STACK_NAME}-{id}-{stack_uuid}"
+
+
+def _logs_may_use_key(scope: Construct) -> iam.PolicyStatement:
+    """The key-policy statement CloudWatch Logs needs to encrypt this library's log groups with a key."""
+    stack = Stack.of(scope)
+    return iam.PolicyStatement(
+        sid="CloudWatchLogsEncryptsCleanRoomsMlProviderLogs",
+        principals=[iam.ServicePrincipal(f"logs.{stack.region}.{Aws.URL_SUFFIX}")],
+        actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+        resources=["*"],  # in a key policy, "*" is this key
+        conditions={
+            "ArnLike": {
+                "kms:EncryptionContext:aws:logs:arn": (
+                    f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:log-group:{LOG_GROUP_PREFIX}*"
+                )
+            }
+        },
+    )
 
 
 def _invoke_finding(function: lambda_.Function) -> str:

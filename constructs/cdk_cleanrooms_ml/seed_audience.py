@@ -6,14 +6,18 @@ service's own member names, so the custom resource's properties are the API requ
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
 
 from constructs import Construct
 
 if TYPE_CHECKING:  # only in annotations: importing aws_s3 costs every synth ~50 ms
+    from aws_cdk import aws_kms as kms
     from aws_cdk import aws_s3 as s3
 
 from . import seed_roles
@@ -138,8 +142,9 @@ class SeedAudience:
     API field: ``seedAudience``. Give exactly one of ``data_source`` and ``sql_parameters``.
     """
 
-    role: iam.IRole | str
-    """The role Clean Rooms ML assumes to read the seed (``roleArn``): an ``iam.IRole`` or a role ARN. Required."""
+    role: iam.IRole | str | None
+    """The role Clean Rooms ML assumes to read the seed (``roleArn``): an ``iam.IRole`` or a role ARN. Required,
+    except from ``from_bucket`` / ``from_sql`` without a role: the library then makes one in the job's stack."""
 
     data_source: S3DataSource | None = None
     """An S3 seed (``dataSource``). Default: none."""
@@ -151,6 +156,8 @@ class SeedAudience:
     """Compute for a SQL seed (``sqlComputeConfiguration``), only with ``sql_parameters``. Default: none (the
     service's default compute)."""
 
+    _role_maker: Callable[[Construct], iam.IRole] | None = dataclasses.field(default=None, repr=False, compare=False)
+
     @classmethod
     def from_bucket(
         cls,
@@ -159,28 +166,48 @@ class SeedAudience:
         key: str | None = None,
         prefix: str | None = None,
         role: iam.IRole | None = None,
+        encryption_key: kms.IKey | str | None = None,
+        bucket_owner: str | None = None,
         scope: Construct | None = None,
     ) -> SeedAudience:
-        """A seed in S3, read by a role that may read exactly that seed.
+        """A seed in S3, read by a role that may read exactly that seed (the Clean Rooms ML user guide's seed role).
 
-        :param bucket: the bucket that holds the seed. Required. When it is encrypted with a KMS key
-            (``bucket.encryption_key``), the role may decrypt the seed through S3.
+        :param bucket: the bucket that holds the seed. Required. An imported bucket
+            (``s3.Bucket.from_bucket_name``) works: give ``encryption_key`` and ``bucket_owner`` when they apply.
         :param key: the seed's JSON-lines object, the usual case; ``dataSource.s3Uri`` is
             ``s3://<bucket>/<key>``. Exactly one of ``key`` and ``prefix``.
         :param prefix: a key prefix instead: ``s3Uri`` is ``s3://<bucket>/<prefix>`` as given and the
             role may read every object under it. Whether the service accepts a prefix for a seed is
             up to the service (the API asks for "the Amazon S3 location"); prefer ``key``.
         :param role: the seed role. Default: a new role (see ``seed_roles.seed_role_for_bucket``),
-            trusted by Clean Rooms ML for this account's audience generation jobs only. A role defined
-            in the app (``iam.Role``) is granted the read; an imported role is used as it is.
-        :param scope: where the default role is created. Default: the bucket's stack.
+            trusted by Clean Rooms ML for this account's audience generation jobs only, made in the stack of
+            the job that uses the seed. A role defined in the app (``iam.Role``) is granted the read; an
+            imported role is used as it is.
+        :param encryption_key: the KMS key the seed is encrypted with (an ``IKey`` or a key ARN); the role may
+            decrypt with it for the seed objects only. Default: the bucket's own ``encryption_key``, if any.
+        :param bucket_owner: the account that owns the bucket (``s3:ResourceAccount`` of the role's statements).
+            Default: the bucket's account (for an imported bucket, the importing stack's account).
+        :param scope: where the default role is created, when it must be somewhere else than the job's stack.
+            Default: the stack of the job that uses the seed.
         """
         _kind, location = seed_roles.seed_location(key, prefix)
-        if role is None:
-            role = seed_roles.seed_role_for_bucket(bucket, key=key, prefix=prefix, scope=scope)
-        else:
-            seed_roles.grant_seed_read(role, bucket, key=key, prefix=prefix)
-        return cls(role=role, data_source=S3DataSource(s3_uri=bucket.s3_url_for_object(location)))
+        data_source = S3DataSource(s3_uri=bucket.s3_url_for_object(location))
+        seed: dict[str, Any] = {
+            "key": key,
+            "prefix": prefix,
+            "encryption_key": encryption_key,
+            "bucket_owner": bucket_owner,
+        }
+        if role is not None:
+            seed_roles.grant_seed_read(role, bucket, **seed)
+            return cls(role=role, data_source=data_source)
+        if scope is not None:
+            return cls(role=seed_roles.seed_role_for_bucket(bucket, scope=scope, **seed), data_source=data_source)
+        return cls(
+            role=None,
+            data_source=data_source,
+            _role_maker=lambda job: seed_roles.seed_role_for_bucket(bucket, scope=Stack.of(job), **seed),
+        )
 
     @classmethod
     def from_sql(
@@ -204,27 +231,40 @@ class SeedAudience:
         :param parameters: values of the query's parameters. Default: none. Sensitive: see the README's
             Security section for what CloudFormation records of them.
         :param sql_compute_configuration: the query's compute. Default: the service's.
-        :param role: the seed role. Default: a new role in ``scope``; a role defined in the app is
-            granted the permissions, an imported role is used as it is.
-        :param scope: where the default role is created. Required when ``role`` is omitted.
+        :param role: the seed role. Default: a new role, made in the stack of the job that uses the seed; a
+            role defined in the app is granted the permissions, an imported role is used as it is.
+        :param scope: where the default role is created, when it must be somewhere else than the job's stack.
         """
-        if role is None:
-            if scope is None:
-                raise ValueError("SeedAudience.from_sql needs `scope` to create the seed role in (or give `role`)")
+        sql = SqlParameters(
+            query_string=query_string, analysis_template_arn=analysis_template_arn, parameters=parameters
+        )
+        maker: Callable[[Construct], iam.IRole] | None = None
+        if role is not None:
+            seed_roles.grant_protected_query(role, membership_arn)
+        elif scope is not None:
             role = seed_roles.seed_role_for_sql(scope, membership_arn)
         else:
-            seed_roles.grant_protected_query(role, membership_arn)
+            maker = lambda job: seed_roles.seed_role_for_sql(Stack.of(job), membership_arn)  # noqa: E731
         return cls(
-            role=role,
-            sql_parameters=SqlParameters(
-                query_string=query_string, analysis_template_arn=analysis_template_arn, parameters=parameters
-            ),
-            sql_compute_configuration=sql_compute_configuration,
+            role=role, sql_parameters=sql, sql_compute_configuration=sql_compute_configuration, _role_maker=maker
         )
+
+    @property
+    def makes_role(self) -> bool:
+        """Whether the library makes the seed role when a job uses this seed (``role`` is None until then)."""
+        return self.role is None and self._role_maker is not None
+
+    def bound(self, job: Construct) -> SeedAudience:
+        """This seed with its role: made now in ``job``'s stack if the library makes it (same seed, same role)."""
+        if self.role is None and self._role_maker is not None:
+            return dataclasses.replace(self, role=self._role_maker(job), _role_maker=None)
+        return self
 
     @property
     def role_arn(self) -> str:
         """The seed role's ARN (a token when the role is defined in the app)."""
+        if self.role is None:
+            raise ValueError("the seed role is made when a job uses this seed: read the job's seed role instead")
         return self.role if isinstance(self.role, str) else self.role.role_arn
 
     def _render(self) -> dict[str, Any]:

@@ -5,11 +5,12 @@ Follows the Clean Rooms user guide ("Create a service role to read seed data"):
 * trust: ``cleanrooms-ml.amazonaws.com`` may assume the role only for audience generation jobs of
   the role's own account and region (``aws:SourceAccount``/``aws:SourceArn``, the confused-deputy
   conditions, written ``...IfExists`` as the guide does);
-* an S3 seed: ``s3:GetObject`` on exactly the seed object (or the objects under the seed prefix),
-  ``s3:ListBucket`` on the bucket limited to that key or prefix (``s3:prefix``), both only in the
-  bucket owner's account (``s3:ResourceAccount``); and, when the bucket is encrypted with a KMS key,
-  ``kms:Decrypt`` through S3 for the seed object (``kms:EncryptionContext:aws:s3:arn``) and
-  ``kms:DescribeKey`` on that key;
+* an S3 seed: ``s3:GetObject`` on exactly the seed object (or the objects under the seed prefix) and
+  ``s3:ListBucket`` on the bucket, both only in the bucket owner's account (``s3:ResourceAccount``), as
+  the guide has them; and, when the seed is encrypted with a KMS key, ``kms:Decrypt`` for the seed
+  objects only (``kms:EncryptionContext:aws:s3:arn``) and ``kms:DescribeKey`` on that key. Nothing
+  stricter than the guide: a condition nobody can test against the service would fail a job at run
+  time (CREATE_FAILED), not at synth;
 * a SQL seed: the Clean Rooms protected-query permissions, the query ones on the membership.
 
 Roles this module creates carry their statements inline (one CloudFormation resource per role).
@@ -24,12 +25,13 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from aws_cdk import Aws, Stack
+from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
 
 from constructs import Construct
 
 if TYPE_CHECKING:  # only in annotations: importing aws_s3 costs every synth ~50 ms
+    from aws_cdk import aws_kms as kms
     from aws_cdk import aws_s3 as s3
 
 from .iam_statements import SERVICE_PRINCIPAL, acknowledge_wildcards, nag_text, skip_checkov
@@ -111,13 +113,22 @@ def create_seed_role(
 
 
 def seed_read_statements(
-    bucket: s3.IBucket, *, key: str | None = None, prefix: str | None = None
+    bucket: s3.IBucket,
+    *,
+    key: str | None = None,
+    prefix: str | None = None,
+    encryption_key: kms.IKey | str | None = None,
+    bucket_owner: str | None = None,
 ) -> list[iam.PolicyStatement]:
-    """Reading one seed object (``key``) or the objects under ``prefix``, and nothing else of the bucket."""
+    """Reading one seed object (``key``) or the objects under ``prefix``, as the user guide's seed role does.
+
+    :param encryption_key: the seed's KMS key (``IKey`` or key ARN). Default: the bucket's ``encryption_key``.
+    :param bucket_owner: the bucket owner's account. Default: the bucket's account.
+    """
     kind, location = seed_location(key, prefix)
     pattern = location if kind == "key" else location + "*"
     objects = bucket.arn_for_objects(pattern)
-    owner = {"s3:ResourceAccount": bucket.env.account}
+    owner = {"s3:ResourceAccount": bucket_owner or bucket.env.account}
     statements = [
         iam.PolicyStatement(
             sid="ReadSeedObjects",
@@ -126,40 +137,52 @@ def seed_read_statements(
             conditions={"StringEquals": owner},
         ),
         iam.PolicyStatement(
-            sid="ListSeedLocation",
+            sid="ListSeedBucket",
             actions=["s3:ListBucket"],
             resources=[bucket.bucket_arn],
-            conditions={"StringEquals": owner, "StringLike": {"s3:prefix": [pattern]}},
+            conditions={"StringEquals": owner},
         ),
     ]
-    key_ref = bucket.encryption_key
-    if key_ref is not None:
+    key_arn = _key_arn(encryption_key if encryption_key is not None else bucket.encryption_key)
+    if key_arn is not None:
         statements += [
-            # Decrypt only on S3's behalf and only for the seed: an object's encryption context is its
-            # ARN, or the bucket's ARN when the bucket uses S3 Bucket Keys. s3:GetObject above still
-            # limits which objects can be read.
+            # Decrypt only for the seed: an object's encryption context is its ARN, or the bucket's ARN
+            # when the bucket uses S3 Bucket Keys. s3:GetObject above still limits which objects are read.
             iam.PolicyStatement(
                 sid="DecryptSeedObjects",
                 actions=["kms:Decrypt"],
-                resources=[key_ref.key_arn],
-                conditions={
-                    "StringEquals": {"kms:ViaService": f"s3.{bucket.env.region}.{Aws.URL_SUFFIX}"},
-                    "StringLike": {"kms:EncryptionContext:aws:s3:arn": [objects, bucket.bucket_arn]},
-                },
+                resources=[key_arn],
+                conditions={"StringLike": {"kms:EncryptionContext:aws:s3:arn": [objects, bucket.bucket_arn]}},
             ),
             # DescribeKey carries no encryption context: a condition on it would never match.
-            iam.PolicyStatement(sid="DescribeSeedKey", actions=["kms:DescribeKey"], resources=[key_ref.key_arn]),
+            iam.PolicyStatement(sid="DescribeSeedKey", actions=["kms:DescribeKey"], resources=[key_arn]),
         ]
     return statements
 
 
-def grant_seed_read(role: iam.IRole, bucket: s3.IBucket, *, key: str | None = None, prefix: str | None = None) -> bool:
+def _key_arn(key: kms.IKey | str | None) -> str | None:
+    if key is None or isinstance(key, str):
+        return key
+    return key.key_arn
+
+
+def grant_seed_read(
+    role: iam.IRole,
+    bucket: s3.IBucket,
+    *,
+    key: str | None = None,
+    prefix: str | None = None,
+    encryption_key: kms.IKey | str | None = None,
+    bucket_owner: str | None = None,
+) -> bool:
     """Let ``role`` read the seed if the role is defined in the app; True when statements were added.
 
     An imported role (``iam.Role.from_role_arn``, ``without_policy_updates()``) is left as it is:
     whoever manages it grants the read (see ``seed_read_statements`` for what it needs).
     """
-    statements = seed_read_statements(bucket, key=key, prefix=prefix)
+    statements = seed_read_statements(
+        bucket, key=key, prefix=prefix, encryption_key=encryption_key, bucket_owner=bucket_owner
+    )
     if not isinstance(role, iam.Role):
         return False
     for statement in statements:
@@ -174,20 +197,24 @@ def seed_role_for_bucket(
     *,
     key: str | None = None,
     prefix: str | None = None,
+    encryption_key: kms.IKey | str | None = None,
+    bucket_owner: str | None = None,
     scope: Construct | None = None,
 ) -> iam.Role:
     """The seed role that reads exactly this seed, created on first use.
 
-    :param scope: where the role is created. Default: the bucket's stack. Its construct id is
-        ``CleanRoomsMlSeedRole<hash>``, the hash covering the bucket's construct path and the key or
-        prefix: the same seed always gets the same role (jobs sharing a seed share its role), and a
-        new seed location gets a new role.
+    :param scope: where the role is created. Default: the bucket's stack (``SeedAudience.from_bucket``
+        passes the job's stack). Its construct id is ``CleanRoomsMlSeedRole<hash>``, the hash covering the
+        bucket's construct path and the key or prefix: the same seed always gets the same role (jobs
+        sharing a seed share its role), and a new seed location gets a new role.
     """
     kind, location = seed_location(key, prefix)
     role, created = _seed_role_once(
         scope if scope is not None else Stack.of(bucket),
         _digest(bucket.node.path, kind, location),
-        lambda: seed_read_statements(bucket, key=key, prefix=prefix),
+        lambda: seed_read_statements(
+            bucket, key=key, prefix=prefix, encryption_key=encryption_key, bucket_owner=bucket_owner
+        ),
         f"cdk-cleanrooms-ml: lets Clean Rooms ML read the seed audience at the {kind} {location}",
     )
     if created and prefix is not None:

@@ -1,125 +1,107 @@
-"""The installed botocore ``cleanroomsml`` model, and the handler's model-walking rules that read it.
+"""The service models the library ships, and the handler's own modules that read them at synth time.
 
-Validation at synth time and the deployed handler read the same model (the asset ships it) through
-the same code (``lambda/model_rules.py``, loaded from the handler's source).
+Synth-time validation and the deployed handler read the same model: the one in the handler's asset
+(``lambda/models/``, found by the Lambda functions through ``AWS_DATA_PATH``). Neither depends on the
+botocore that happens to be installed where ``cdk synth`` runs or in the Lambda runtime; the models
+are refreshed from botocore by ``.ci/refresh_service_model.py``. The model-walking rules
+(``lambda/model_rules.py``) and the resource specs (``lambda/specs.py``) are loaded from the handler's
+source too: one implementation for both sides.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import sys
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-# The loader and the model classes only: botocore.session would also import the client machinery,
-# which synthesis never uses (about 0.1 s per `cdk synth`).
-import botocore.loaders
+# The model classes only: botocore.session would also import the client machinery, which synthesis
+# never uses (about 0.1 s per `cdk synth`).
 import botocore.model
 
 SERVICE_NAME = "cleanroomsml"
 START_OPERATION = "StartAudienceGenerationJob"
+#: Where the handler's asset keeps the models; the Lambda functions' AWS_DATA_PATH points here.
+MODELS_DIR = "models"
 
 
-@lru_cache(maxsize=1)
-def _loader() -> Any:
-    # Honours AWS_DATA_PATH like a botocore session does.
-    return botocore.loaders.create_loader(os.environ.get("AWS_DATA_PATH"))
+def models_dir() -> Path:
+    from .handler_asset import handler_source_dir
+
+    return handler_source_dir() / MODELS_DIR
 
 
-@lru_cache(maxsize=1)
-def service_model() -> Any:
-    """The installed ``cleanroomsml`` model (the newest API version botocore has)."""
-    return botocore.model.ServiceModel(_loader().load_service_model(SERVICE_NAME, "service-2"), SERVICE_NAME)
+@cache
+def service_model(service: str = SERVICE_NAME) -> Any:
+    """The shipped model of ``service`` (one API version per service)."""
+    (path,) = sorted((models_dir() / service).glob("*/service-2.json"))
+    return botocore.model.ServiceModel(json.loads(path.read_text()), service)
+
+
+def operation_names(service: str = SERVICE_NAME) -> list[str]:
+    """The operations the shipped model keeps: the ones the handler calls."""
+    return list(service_model(service).operation_names)
+
+
+def request_shape(operation: str, service: str = SERVICE_NAME) -> Any:
+    return service_model(service).operation_model(operation).input_shape
 
 
 def start_request_shape() -> Any:
-    return service_model().operation_model(START_OPERATION).input_shape
+    return request_shape(START_OPERATION)
 
 
 def worker_types() -> list[str]:
-    """The worker types the installed model declares (e.g. CR.1X, CR.4X, CR.8X)."""
+    """The worker types the shipped model declares (e.g. CR.1X, CR.4X, CR.8X)."""
     worker = start_request_shape().members["seedAudience"].members["sqlComputeConfiguration"].members["worker"]
     return list(worker.members["type"].enum)
 
 
-#: The operations the handler calls; the shipped model keeps these and the shapes they reach.
-HANDLER_OPERATIONS = (
-    "StartAudienceGenerationJob",
-    "GetAudienceGenerationJob",
-    "DeleteAudienceGenerationJob",
-    "ListAudienceGenerationJobs",
-    "TagResource",
-    "UntagResource",
-    "ListTagsForResource",
-)
-
-
-@lru_cache(maxsize=1)
 def model_files() -> dict[str, bytes]:
-    """``<api-version>/service-2.json`` for the Lambda's AWS_DATA_PATH: the installed model, cut down.
-
-    It keeps the handler's operations and the shapes they reach, drops the documentation strings
-    (most of the file's size), and is written as plain JSON (older botocore releases read no
-    compressed models), minified with sorted keys so the bytes depend on the model alone.
-    """
-    loader = _loader()
-    version = service_model().api_version
-    data = loader.load_service_model(SERVICE_NAME, "service-2", version)
-    operations = {name: data["operations"][name] for name in HANDLER_OPERATIONS}
-    shapes: dict[str, Any] = {}
-    pending = [ref["shape"] for op in operations.values() for ref in _shape_refs(op)]
-    while pending:
-        name = pending.pop()
-        if name in shapes:
-            continue
-        shapes[name] = data["shapes"][name]
-        pending.extend(ref["shape"] for ref in _shape_refs(shapes[name]))
-    trimmed = _without_docs({**data, "operations": operations, "shapes": shapes})
-    text = json.dumps(trimmed, separators=(",", ":"), sort_keys=True)
-    return {f"{version}/service-2.json": text.encode()}
+    """Every file under the shipped models directory, by path relative to it."""
+    root = models_dir()
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def _shape_refs(node: Any) -> list[dict[str, Any]]:
-    """Every ``{"shape": name}`` reference directly inside an operation or a shape."""
-    refs: list[dict[str, Any]] = []
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "shape" and isinstance(value, str):
-                refs.append(node)
-            elif key != "documentation":
-                refs.extend(_shape_refs(value))
-    elif isinstance(node, list):
-        for item in node:
-            refs.extend(_shape_refs(item))
-    return refs
-
-
-def _without_docs(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {k: _without_docs(v) for k, v in node.items() if k not in ("documentation", "documentationUrl")}
-    if isinstance(node, list):
-        return [_without_docs(item) for item in node]
-    return node
-
-
-@lru_cache(maxsize=1)
-def model_rules() -> ModuleType:
-    """The handler's ``model_rules`` module, loaded from the handler source (one implementation for both sides)."""
+def _handler_module(name: str) -> ModuleType:
+    """A module of the handler's source, loaded under a private name (its own name stays free)."""
     from .handler_asset import handler_source_dir
 
-    path = Path(handler_source_dir()) / "model_rules.py"
-    name = "cdk_cleanrooms_ml._model_rules"
-    spec = importlib.util.spec_from_file_location(name, path)
+    qualified = f"cdk_cleanrooms_ml._{name}"
+    if qualified in sys.modules:
+        return sys.modules[qualified]
+    path = Path(handler_source_dir()) / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(qualified, path)
     if spec is None or spec.loader is None:  # pragma: no cover - the file is part of the package
         raise ImportError(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
+    sys.modules[qualified] = module
     spec.loader.exec_module(module)
     return module
 
 
-__all__ = ["SERVICE_NAME", "model_files", "model_rules", "service_model", "start_request_shape", "worker_types"]
+def model_rules() -> ModuleType:
+    """The handler's ``model_rules`` module (standard library only)."""
+    return _handler_module("model_rules")
+
+
+def specs() -> ModuleType:
+    """The handler's ``specs`` module: the resource types, declared once for the construct and the handler."""
+    return _handler_module("specs")
+
+
+__all__ = [
+    "MODELS_DIR",
+    "SERVICE_NAME",
+    "model_files",
+    "model_rules",
+    "operation_names",
+    "request_shape",
+    "service_model",
+    "specs",
+    "start_request_shape",
+    "worker_types",
+]

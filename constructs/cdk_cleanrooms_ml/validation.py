@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .service_model import model_rules, start_request_shape
+from .service_model import model_rules, specs, start_request_shape
 
 __all__ = ["Issue", "ValidationError", "check_request", "format_issues", "is_token", "seed_request"]
 
@@ -88,7 +88,10 @@ def _skip(value: Any) -> bool:
 def check_request(request: dict[str, Any]) -> list[Issue]:
     """Every problem of a StartAudienceGenerationJob request, as the user's props name them."""
     rules = model_rules()
-    problems = rules.check(request, start_request_shape(), "", _skip) + rules.documented_rules(request, _skip)
+    type_name = specs().AUDIENCE_GENERATION_JOB.type_name
+    problems = rules.check(request, start_request_shape(), "", _skip) + rules.documented_rules(
+        type_name, request, _skip
+    )
     return [Issue(rules.python_name(p.path), p.value, p.rule) for p in problems]
 
 
@@ -105,12 +108,13 @@ def seed_request(seed: Any) -> tuple[Any, list[Issue]]:
     issues: list[Issue] = []
     rendered: dict[str, Any] = {}
     role = seed.role
-    if isinstance(role, str) or is_token(role):
+    if role is None:
+        # The library makes the role when the job is built; otherwise the model's "is required".
+        rendered["roleArn"] = _Unchecked(None) if seed.makes_role else None
+    elif isinstance(role, str) or is_token(role):
         rendered["roleArn"] = role
     elif hasattr(type(role), "role_arn"):  # an iam.IRole; looked up on the class, so no jsii call yet
         rendered["roleArn"] = role.role_arn
-    elif role is None:
-        rendered["roleArn"] = None  # the model's "is required"
     else:
         issues.append(Issue("seed_audience.role", role, "must be an iam.IRole or a role ARN string"))
         rendered["roleArn"] = _Unchecked(role)

@@ -10,10 +10,14 @@ Usage::
         # or: client = endpoint.client()                     # a botocore client bound to it
         endpoint.throttle("GetAudienceGenerationJob", 2)     # the next 2 Gets answer 429 ThrottlingException
         endpoint.server_error("StartAudienceGenerationJob", 1)  # the next Start answers 500
+        endpoint.lose_response("StartAudienceGenerationJob", 1) # the next Start takes effect, then answers 500
         endpoint.deny("StartAudienceGenerationJob")          # AccessDeniedException (403) until allow()
         endpoint.fail_job("my-job", "seed data not found")   # that job ends CREATE_FAILED with this message
+        endpoint.fail_delete("my-job", "in use")             # deleting that job ends DELETE_FAILED
         endpoint.block_delete("my-job", 3)                   # 3 deletes answer ConflictException (409)
+        endpoint.exceed_quota("StartAudienceGenerationJob", "Audience generation jobs per account", 1)
         endpoint.remove_job(arn)                             # the job vanishes (deleted out of band)
+        Endpoint(echo="sparse")                              # reads leave out optional members (tags too)
         endpoint.calls, endpoint.count("StartAudienceGenerationJob"), endpoint.jobs()
 
 ``Endpoint(...).start()`` / ``.stop()`` work too; ``endpoint.url`` is ``http://127.0.0.1:<port>``.
@@ -30,9 +34,13 @@ What it does:
 * Keeps state: a job is CREATE_PENDING, then CREATE_IN_PROGRESS, then ACTIVE with metrics (or CREATE_FAILED
   with ``statusDetails``), one step per GetAudienceGenerationJob read of that job (``reads_until_active``
   reads see it unfinished). A deleted job is DELETE_PENDING, then DELETE_IN_PROGRESS, then gone
-  (ResourceNotFoundException, 404) after ``reads_until_deleted`` reads. Names are unique per account
-  (ConflictException, 409); at most ``quota`` jobs are pending or in progress (ServiceQuotaExceededException,
-  402); tags are kept per ARN.
+  (ResourceNotFoundException, 404) after ``reads_until_deleted`` reads, or DELETE_FAILED. Names are unique
+  per account, also while a job is being deleted (ConflictException, 409); at most ``quota`` jobs are pending
+  or in progress (ServiceQuotaExceededException, 402, with ``quotaName``); tags are kept per ARN.
+* Echoes as the service does, not as the request was: a read fills in the service's defaults for members
+  the request left out (``includeSeedInOutput: false``), and ``echo="sparse"`` leaves out optional members
+  (description, includeSeedInOutput, the SQL parameters and compute, tags) so nothing may rely on a perfect
+  echo.
 
 Defaults: account 111122223333, region us-east-1, partition aws, 2 reads until ACTIVE, 1 read until gone,
 quota 10, list pages of 10 jobs. Scripted faults are checked before validation, as the service checks
@@ -57,15 +65,18 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import botocore.session
 
-from ..service_model import HANDLER_OPERATIONS, SERVICE_NAME, model_rules, service_model
+from ..service_model import SERVICE_NAME, model_rules, operation_names, service_model
 
 __all__ = ["ACCOUNT", "REGION", "Call", "Endpoint", "Job", "ServiceError"]
 
 ACCOUNT = "111122223333"
 REGION = "us-east-1"
 
-#: The operations this endpoint serves (the handler's).
-OPERATIONS = HANDLER_OPERATIONS
+JOB_TYPE = "Custom::CleanRoomsMlAudienceGenerationJob"
+#: The operations this endpoint serves: those of the shipped model (the handler's).
+OPERATIONS = tuple(operation_names())
+#: The quota a pending-or-in-progress job counts against (the name the service gives it).
+PENDING_QUOTA = "Audience generation jobs pending or in progress"
 
 CREATING = ("CREATE_PENDING", "CREATE_IN_PROGRESS")
 DELETING = ("DELETE_PENDING", "DELETE_IN_PROGRESS")
@@ -105,6 +116,7 @@ class Job:
     reads: int = 0
     reads_until_done: int = 2
     failure: tuple[str, str] | None = None
+    delete_failure: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
     updated: float = 0.0
     conflicts_left: int = 0
@@ -169,6 +181,7 @@ class Endpoint:
         reads_until_deleted: int = 1,
         quota: int = 10,
         page_size: int = 10,
+        echo: str = "full",
     ) -> None:
         """
         :param reads_until_active: GetAudienceGenerationJob reads that see a new job unfinished (the first
@@ -177,7 +190,13 @@ class Endpoint:
             it is gone. Default: 1.
         :param quota: jobs that may be pending or in progress at once. Default: 10 (the service's quota).
         :param page_size: ListAudienceGenerationJobs page size when maxResults is not given. Default: 10.
+        :param echo: "full" (default): reads carry every member the job has, the service's defaults filled in;
+            "sparse": reads leave out the optional members (description, includeSeedInOutput, the SQL
+            parameters and compute configuration, tags), as a service may.
         """
+        if echo not in ("full", "sparse"):
+            raise ValueError("echo must be 'full' or 'sparse'")
+        self.echo = echo
         self.account, self.region, self.partition = account, region, partition
         self.reads_until_active = reads_until_active
         self.reads_until_deleted = reads_until_deleted
@@ -188,10 +207,13 @@ class Endpoint:
         self._lock = threading.RLock()
         self._throttle: dict[str, int] = {}
         self._server_errors: dict[str, int] = {}
+        self._lost_responses: dict[str, int] = {}
         self._denied: dict[str, str] = {}
         self._failures: dict[str, tuple[str, str]] = {}
         self._reads_by_name: dict[str, int] = {}
         self._conflicts_by_name: dict[str, int] = {}
+        self._delete_failures: dict[str, str] = {}
+        self._quota_faults: dict[str, list[str]] = {}
         self._model = service_model()
         self._rules = model_rules()
         self._routing = _routes(self._model)
@@ -211,7 +233,11 @@ class Endpoint:
 
             self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
             self._server.daemon_threads = True
-            self._thread = threading.Thread(target=self._server.serve_forever, name="cleanroomsml-endpoint")
+            self._thread = threading.Thread(
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": 0.05},  # stop() returns within one poll
+                name="cleanroomsml-endpoint",
+            )
             self._thread.daemon = True
             self._thread.start()
         return self
@@ -285,6 +311,12 @@ class Endpoint:
         with self._lock:
             self._server_errors[self._known(operation)] = self._server_errors.get(operation, 0) + times
 
+    def lose_response(self, operation: str, times: int) -> None:
+        """The next ``times`` calls of ``operation`` take effect, then answer InternalServerException (500): the
+        caller cannot tell whether anything happened."""
+        with self._lock:
+            self._lost_responses[self._known(operation)] = self._lost_responses.get(operation, 0) + times
+
     def deny(self, operation: str, message: str | None = None) -> None:
         """Every call of ``operation`` answers AccessDeniedException (403) until ``allow``."""
         action = f"cleanrooms-ml:{operation}"
@@ -314,6 +346,19 @@ class Endpoint:
             for job in self._jobs.values():
                 if job.name == name and job.status in CREATING:
                     job.reads_until_done = reads
+
+    def fail_delete(self, name: str, message: str) -> None:
+        """Deleting the job called ``name`` (now or later) ends DELETE_FAILED with this ``statusDetails`` message."""
+        with self._lock:
+            self._delete_failures[name] = message
+            for job in self._jobs.values():
+                if job.name == name:
+                    job.delete_failure = message
+
+    def exceed_quota(self, operation: str, quota_name: str, times: int) -> None:
+        """The next ``times`` calls of ``operation`` answer ServiceQuotaExceededException for ``quota_name``."""
+        with self._lock:
+            self._quota_faults.setdefault(self._known(operation), []).extend([quota_name] * times)
 
     def block_delete(self, name: str, attempts: int) -> None:
         """The next ``attempts`` deletes of the job called ``name`` answer ConflictException (a dependent
@@ -398,6 +443,9 @@ class Endpoint:
             self._validate(operation, params)
             with self._lock:
                 output = getattr(self, "_op_" + operation)(params)
+                if self._lost_responses.get(operation, 0) > 0:
+                    self._lost_responses[operation] -= 1
+                    raise ServiceError("InternalServerException", "An internal error occurred", status=500)
         except ServiceError as error:
             self._record(operation, params, self.status_of(error), error.code)
             raise
@@ -425,6 +473,8 @@ class Endpoint:
         if self._server_errors.get(operation, 0) > 0:
             self._server_errors[operation] -= 1
             raise ServiceError("InternalServerException", "An internal error occurred", status=500)
+        if self._quota_faults.get(operation):
+            raise _quota_error(self._quota_faults[operation].pop(0), 1)
 
     def _decode(
         self, operation: str, labels: dict[str, str], query: dict[str, list[str]], body: bytes
@@ -461,9 +511,9 @@ class Endpoint:
         shape = self._model.operation_model(operation).input_shape
         problems = list(self._rules.check(params, shape))
         if operation == "StartAudienceGenerationJob":
-            problems += self._rules.documented_rules(params)
+            problems += self._rules.documented_rules(JOB_TYPE, params, library=False)
         elif operation == "TagResource" and isinstance(params.get("tags"), dict):
-            problems += self._rules.documented_rules({"tags": params["tags"]})
+            problems += self._rules.tag_rules(params["tags"], lambda _v: False, library=False)
         if problems:
             details = [
                 f"Value {self._rules.shorten(p.value)} at '{p.path}' failed to satisfy constraint: Member {p.rule}"
@@ -492,6 +542,7 @@ class Endpoint:
             failure=self._failures.get(name),
             tags=dict(request.get("tags") or {}),
             conflicts_left=self._conflicts_by_name.get(name, 0),
+            delete_failure=self._delete_failures.get(name),
         )
         self._jobs[arn] = job
         return job
@@ -504,13 +555,7 @@ class Endpoint:
             )
         busy = sum(1 for job in self._jobs.values() if job.status in CREATING)
         if busy >= self.quota:
-            raise ServiceError(
-                "ServiceQuotaExceededException",
-                "You have reached the maximum number of audience generation jobs pending or in progress "
-                f"({self.quota})",
-                quotaName="Audience generation jobs pending or in progress",
-                quotaValue=float(self.quota),
-            )
+            raise _quota_error(PENDING_QUOTA, self.quota)
         return {"audienceGenerationJobArn": self._new_job(params).arn}
 
     def _job_or_404(self, arn: str) -> Job:
@@ -530,14 +575,19 @@ class Endpoint:
             elif job.reads > 1:
                 job.status = "CREATE_IN_PROGRESS"
         elif job.status in DELETING:
-            if job.reads > self.reads_until_deleted:
+            if job.reads > self.reads_until_deleted and job.delete_failure is not None:
+                job.status, job.updated = "DELETE_FAILED", time.time()
+            elif job.reads > self.reads_until_deleted:
                 del self._jobs[job.arn]
                 raise ServiceError("ResourceNotFoundException", f"Audience generation job {job.arn} does not exist")
-            if job.reads > 1:
+            elif job.reads > 1:
                 job.status = "DELETE_IN_PROGRESS"
 
     def _describe(self, job: Job) -> dict[str, Any]:
         request = job.request
+        seed = dict(request.get("seedAudience") or {})
+        if self.echo == "sparse":
+            seed = {k: v for k, v in seed.items() if k in ("roleArn", "dataSource")}
         out: dict[str, Any] = {
             "createTime": _iso(job.created),
             "updateTime": _iso(job.updated),
@@ -545,7 +595,7 @@ class Endpoint:
             "name": job.name,
             "status": job.status,
             "configuredAudienceModelArn": request.get("configuredAudienceModelArn"),
-            "seedAudience": request.get("seedAudience"),
+            "seedAudience": seed,
             "includeSeedInOutput": bool(request.get("includeSeedInOutput", False)),
             "startedBy": self.account,
             "tags": dict(job.tags),
@@ -553,8 +603,13 @@ class Endpoint:
         for key in ("description", "collaborationId"):
             if request.get(key) is not None:
                 out[key] = request[key]
+        if self.echo == "sparse":
+            for key in ("description", "includeSeedInOutput", "tags"):
+                out.pop(key, None)
         if job.status == "CREATE_FAILED" and job.failure:
             out["statusDetails"] = {"statusCode": job.failure[0], "message": job.failure[1]}
+        if job.status == "DELETE_FAILED" and job.delete_failure:
+            out["statusDetails"] = {"message": job.delete_failure}
         if job.metrics is not None:
             out["metrics"] = job.metrics
         return {k: v for k, v in out.items() if v is not None}
@@ -633,6 +688,15 @@ class Endpoint:
 
     def _op_ListTagsForResource(self, params: dict[str, Any]) -> dict[str, Any]:
         return {"tags": dict(self._job_or_404(params["resourceArn"]).tags)}
+
+
+def _quota_error(quota_name: str, value: int) -> ServiceError:
+    return ServiceError(
+        "ServiceQuotaExceededException",
+        f"You have reached the quota '{quota_name}' ({value})",
+        quotaName=quota_name,
+        quotaValue=float(value),
+    )
 
 
 class _Handler(BaseHTTPRequestHandler):

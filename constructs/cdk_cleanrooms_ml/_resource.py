@@ -1,0 +1,164 @@
+"""What every custom resource construct of the library shares: stack-level caches, control props, limits.
+
+Private: the constructs (``job.py`` and the ones to come) build on it. Synthesis speed: every jsii call is a
+round trip to node, and a stack of hundreds of resources would repeat the same ones per resource, so
+what cannot change once known is asked once per stack here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import weakref
+from typing import Any
+
+from aws_cdk import CfnDeletionPolicy, CfnResource, RemovalPolicy, Stack
+
+from constructs import Construct
+
+from . import validation
+from .service_model import specs
+from .validation import Issue
+
+_LIMITS = specs()
+#: The longest a deploy step waits (CloudFormation's hour minus the handler's margin): 55 minutes.
+MAX_TIMEOUT_SECONDS: int = _LIMITS.MAX_TIMEOUT_SECONDS
+MAX_PROPERTIES_BYTES: int = _LIMITS.MAX_PROPERTIES_BYTES
+CLOUDFORMATION_LIMIT_SECONDS: int = _LIMITS.CLOUDFORMATION_LIMIT_SECONDS
+HANDLER_MARGIN_SECONDS: int = _LIMITS.HANDLER_MARGIN_SECONDS
+
+_NAME_CHARS = re.compile(r"[^A-Za-z0-9-]+")
+
+
+class StackShared:
+    """What the resources of one stack share and never changes once asked: its name and region, the paths
+    of the scopes resources are added to, providers, and stack-wide validations."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.stack_name: str = stack.stack_name
+        self.region: str = stack.region
+        self.scope_paths: weakref.WeakKeyDictionary[Construct, str] = weakref.WeakKeyDictionary()
+        self.providers: dict[int, Any] = {}
+        self.validations: dict[str, Any] = {}
+
+    def child_path(self, scope: Construct, id: str) -> str:
+        """The construct path of ``scope``'s child ``id`` (what ``child.node.path`` says)."""
+        scope_path = self.scope_paths.get(scope)
+        if scope_path is None:
+            scope_path = self.scope_paths[scope] = scope.node.path
+        return f"{scope_path}/{id}" if scope_path else id
+
+
+_SHARED: weakref.WeakKeyDictionary[Stack, StackShared] = weakref.WeakKeyDictionary()
+_STACK_OF: weakref.WeakKeyDictionary[Construct, Stack] = weakref.WeakKeyDictionary()
+
+
+def stack_of(scope: Construct) -> Stack:
+    """``Stack.of(scope)``, asked once per scope: a construct never moves to another stack."""
+    try:
+        found = _STACK_OF.get(scope)
+    except TypeError:  # not a construct: let Stack.of say so
+        return Stack.of(scope)
+    if found is None:
+        found = _STACK_OF[scope] = Stack.of(scope)
+    return found
+
+
+def shared(stack: Stack) -> StackShared:
+    found = _SHARED.get(stack)
+    if found is None:
+        found = _SHARED[stack] = StackShared(stack)
+    return found
+
+
+def name_prefix(path: str, max_length: int) -> str:
+    """The start of a generated name: the construct path in the characters names allow (the handler adds a
+    digest of the resolved request)."""
+    prefix = _NAME_CHARS.sub("-", path).strip("-")
+    return prefix[-max_length:].lstrip("-")
+
+
+def control_properties(
+    wait_for_completion: Any, timeout: Any, poll_seconds: int
+) -> tuple[dict[str, str], int, list[Issue]]:
+    """The handler's control properties (only those that differ from the default), the effective timeout
+    in seconds, and the problems of these props."""
+    issues: list[Issue] = []
+    control: dict[str, str] = {}
+    if not isinstance(wait_for_completion, bool):
+        issues.append(Issue("wait_for_completion", wait_for_completion, "must be True or False"))
+    elif not wait_for_completion:
+        control["WaitForCompletion"] = "false"
+    effective = MAX_TIMEOUT_SECONDS
+    if timeout is not None:
+        seconds = validation.duration_seconds(timeout)
+        if seconds is None:
+            issues.append(Issue("timeout", timeout, "must be a Duration, e.g. Duration.minutes(30)"))
+        elif seconds > MAX_TIMEOUT_SECONDS:
+            issues.append(
+                Issue(
+                    "timeout",
+                    f"{seconds:g} seconds",
+                    f"must be at most {MAX_TIMEOUT_SECONDS // 60} minutes (CloudFormation gives a custom resource "
+                    f"one hour; the handler keeps {HANDLER_MARGIN_SECONDS // 60} minutes of it for its own calls)",
+                )
+            )
+        elif seconds < poll_seconds:
+            issues.append(
+                Issue("timeout", f"{seconds:g} seconds", f"must be at least the poll interval ({poll_seconds} seconds)")
+            )
+        elif seconds != int(seconds):
+            issues.append(Issue("timeout", f"{seconds:g} seconds", "must be a whole number of seconds"))
+        else:
+            effective = int(seconds)
+            if effective != MAX_TIMEOUT_SECONDS:
+                control["TimeoutSeconds"] = str(effective)
+    return control, effective, issues
+
+
+def service_timeout(timeout_seconds: int, poll_seconds: int) -> str | None:
+    """CloudFormation's ``ServiceTimeout`` for a resource that waits at most ``timeout_seconds``.
+
+    Set so that CloudFormation stops waiting soon after the handler would have answered, if the provider
+    itself died; None when that is CloudFormation's default (and maximum) of one hour.
+    """
+    seconds = timeout_seconds + poll_seconds + HANDLER_MARGIN_SECONDS
+    return str(seconds) if seconds < CLOUDFORMATION_LIMIT_SECONDS else None
+
+
+def removal_policy_issues(removal_policy: Any) -> list[Issue]:
+    if removal_policy is not None and not isinstance(removal_policy, RemovalPolicy):
+        return [Issue("removal_policy", removal_policy, "must be a RemovalPolicy")]
+    if removal_policy not in (None, RemovalPolicy.DESTROY, RemovalPolicy.RETAIN):
+        return [Issue("removal_policy", removal_policy, "must be RemovalPolicy.DESTROY or RemovalPolicy.RETAIN")]
+    return []
+
+
+def apply_removal_policy(resource: CfnResource, removal_policy: RemovalPolicy | None) -> None:
+    """DESTROY deletes; RETAIN keeps the resource when the stack goes or replaces it, but not when its own
+    Create is rolled back (``RetainExceptOnCreate``): a failed first deploy leaves nothing behind, so the
+    same app deploys again once the cause is fixed."""
+    if removal_policy == RemovalPolicy.RETAIN:
+        resource.cfn_options.deletion_policy = CfnDeletionPolicy.RETAIN_EXCEPT_ON_CREATE
+        resource.cfn_options.update_replace_policy = CfnDeletionPolicy.RETAIN
+    else:
+        resource.apply_removal_policy(RemovalPolicy.DESTROY)
+
+
+def size_issues(properties: dict[str, Any]) -> list[Issue]:
+    """The properties must fit the Provider framework's Step Functions input twice (an Update carries the old
+    and the new ones). Tokens count as written, which is close: their values are ARNs and names."""
+    size = len(json.dumps(properties, ensure_ascii=False, default=str, separators=(",", ":")).encode())
+    if size <= MAX_PROPERTIES_BYTES:
+        return []
+    return [
+        Issue(
+            "(all props)",
+            f"{size:,} bytes of properties",
+            f"must be at most {MAX_PROPERTIES_BYTES:,} bytes: the CDK Provider framework hands each event to Step "
+            f"Functions, whose execution input is at most {_LIMITS.STEP_FUNCTIONS_INPUT_LIMIT:,} bytes, and an "
+            "Update event carries the old and the new properties (a long SQL query_string is the usual cause: "
+            "use an analysis template instead)",
+        )
+    ]
