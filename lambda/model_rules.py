@@ -171,17 +171,28 @@ def _describe(value: Any, hidden: bool) -> str:
     return f"{type(value).__name__} {shorten(value)}"
 
 
-def shorten(value: Any, limit: int = 60) -> str:
-    """A value for an error message: quoted, and cut in the middle when long (REDACTED stays as it is)."""
+#: Values up to this length are shown whole: an ARN may be 2,048 characters long (the model's maximum for
+#: every ARN member), and the part a message is about (region, partition, account) must not be cut out.
+SHOWN_WHOLE_CHARS = 2048
+
+#: A longer value is beyond every length the service accepts: its start, its end and its length identify it.
+SHOWN_EDGE_CHARS = 40
+
+
+def shorten(value: Any, limit: int = SHOWN_WHOLE_CHARS) -> str:
+    """A value for an error message: quoted, whole up to ``limit`` characters, else its two ends and its length.
+
+    REDACTED stays as it is.
+    """
     if value == REDACTED:
         return REDACTED
     text = repr(value)
     if text.startswith("<") and " object at 0x" in text:  # a default repr says nothing but the type
         return f"a {type(value).__name__} object"
-    if len(text) <= limit:
+    length = len(value) if isinstance(value, str) else len(text)  # a string is measured without its quotes
+    if length <= limit:
         return text
-    keep = (limit - 5) // 2
-    return f"{text[:keep]} ... {text[-keep:]} ({len(str(value))} chars)"
+    return f"{text[:SHOWN_EDGE_CHARS]} ... {text[-SHOWN_EDGE_CHARS:]} ({len(str(value))} chars)"
 
 
 # --------------------------------------------------------------------------------------------------

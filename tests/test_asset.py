@@ -67,6 +67,7 @@ def test_example_synthesizes_with_the_real_cdk_cli_on_a_supported_node(tmp_path:
     )
     assert result.returncode == 0, result.stderr
     assert "end-of-life" not in result.stderr.lower() and "not supported" not in result.stderr.lower()
+    assert "feature flags are not configured" not in result.stderr  # cdk.json sets the recommended flags
     template_json = json.loads((tmp_path / "cdk.out" / "CleanRoomsMlExample.template.json").read_text())
     types = [r["Type"] for r in template_json["Resources"].values()]
     assert types.count("Custom::CleanRoomsMlAudienceGenerationJob") == 1

@@ -115,8 +115,9 @@ _SYNTH_APP = textwrap.dedent(
 )
 
 
-def test_the_installed_wheel_synthesizes_a_complete_handler_asset(dist: dict[str, Path], tmp_path: Path) -> None:
-    env_dir = tmp_path / "venv"
+def venv_with_the_wheel(env_dir: Path, wheel: Path) -> Path:
+    """A new virtual environment with ``wheel`` installed (no index), borrowing the repository's other packages;
+    returns its python."""
     venv.EnvBuilder(with_pip=False).create(env_dir)
     python = env_dir / "bin" / "python"
     site_packages = Path(
@@ -139,14 +140,19 @@ def test_the_installed_wheel_synthesizes_a_complete_handler_asset(dist: dict[str
             "install",
             "--no-deps",
             "--no-index",
-            str(dist["wheel"]),
+            str(wheel),
         ],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert install.returncode == 0, install.stdout[-2000:] + install.stderr[-2000:]
+    return python
 
+
+def test_the_installed_wheel_synthesizes_a_complete_handler_asset(dist: dict[str, Path], tmp_path: Path) -> None:
+    env_dir = tmp_path / "venv"
+    python = venv_with_the_wheel(env_dir, dist["wheel"])
     work = tmp_path / "app"
     work.mkdir()
     (work / "app.py").write_text(_SYNTH_APP)

@@ -481,11 +481,27 @@ def test_there_are_at_least_forty_bad_inputs() -> None:
     assert len(BAD_INPUTS) >= 40
 
 
-def test_long_values_are_shortened_in_the_message(scope: Stack) -> None:
+def test_an_arn_is_shown_whole_with_the_part_the_message_is_about(scope: Stack) -> None:
+    elsewhere = MODEL_ARN.replace(REGION, "eu-west-1")
+    assert len(elsewhere) == 74
     with pytest.raises(ValidationError) as caught:
-        AudienceGenerationJob(scope, "Lookalike", **_props(description="d" * 5000))
+        AudienceGenerationJob(scope, "Lookalike", **_props(configured_audience_model_arn=elsewhere))
+    line = _line_for(caught.value, "configured_audience_model_arn", "region")
+    assert f"configured_audience_model_arn = {elsewhere!r}: is in region eu-west-1 but" in line
+
+
+def test_values_as_long_as_the_longest_arn_are_shown_whole(scope: Stack) -> None:
+    with pytest.raises(ValidationError) as caught:
+        AudienceGenerationJob(scope, "Lookalike", **_props(description="d" * 2047 + "e"))
+    assert f"description = {'d' * 2047 + 'e'!r}: must be between" in _line_for(caught.value, "description")
+
+
+def test_longer_values_are_shown_by_their_ends_and_length(scope: Stack) -> None:
+    with pytest.raises(ValidationError) as caught:
+        AudienceGenerationJob(scope, "Lookalike", **_props(description="b" + "d" * 4998 + "e"))
     line = _line_for(caught.value, "description")
-    assert "(5000 chars)" in line and len(line) < 200
+    assert "description = 'bddd" in line and "ddde' (5000 chars): must be between" in line
+    assert len(line) < 250
 
 
 def test_sensitive_values_are_named_redacted(scope: Stack) -> None:

@@ -4,20 +4,32 @@
 and deletes it with the stack. See the README for the lifecycle and the security model.
 """
 
-from . import seed_roles
-from .job import RESOURCE_TYPE, AudienceGenerationJob, IAudienceGenerationJob
-from .provider import AudienceGenerationProvider
-from .seed_audience import S3DataSource, SeedAudience, SqlParameters, WorkerComputeConfiguration, WorkerComputeType
-from .seed_roles import (
-    grant_protected_query,
-    grant_seed_read,
-    protected_query_statements,
-    seed_read_statements,
-    seed_role_for_bucket,
-    seed_role_for_sql,
-    seed_role_principal,
-)
-from .validation import ValidationError
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # type checkers and IDEs see the names; at run time they are imported on first use
+    from . import seed_roles
+    from .job import RESOURCE_TYPE, AudienceGenerationJob, IAudienceGenerationJob
+    from .provider import AudienceGenerationProvider
+    from .seed_audience import (
+        S3DataSource,
+        SeedAudience,
+        SqlParameters,
+        WorkerComputeConfiguration,
+        WorkerComputeType,
+    )
+    from .seed_roles import (
+        grant_protected_query,
+        grant_seed_read,
+        protected_query_statements,
+        seed_read_statements,
+        seed_role_for_bucket,
+        seed_role_for_sql,
+        seed_role_principal,
+    )
+    from .validation import ValidationError
 
 __version__ = "0.1.0"
 
@@ -42,3 +54,39 @@ __all__ = [
     "seed_role_principal",
     "seed_roles",
 ]
+
+#: The module each public name lives in. Importing aws-cdk-lib starts Node.js (jsii), so the package loads it
+#: only when a construct is first asked for: ``python -m cdk_cleanrooms_ml.rehearsal --help`` answers without it.
+_MODULE_OF = {
+    "RESOURCE_TYPE": "job",
+    "AudienceGenerationJob": "job",
+    "IAudienceGenerationJob": "job",
+    "AudienceGenerationProvider": "provider",
+    "S3DataSource": "seed_audience",
+    "SeedAudience": "seed_audience",
+    "SqlParameters": "seed_audience",
+    "WorkerComputeConfiguration": "seed_audience",
+    "WorkerComputeType": "seed_audience",
+    "ValidationError": "validation",
+    "seed_roles": "seed_roles",
+    "grant_protected_query": "seed_roles",
+    "grant_seed_read": "seed_roles",
+    "protected_query_statements": "seed_roles",
+    "seed_read_statements": "seed_roles",
+    "seed_role_for_bucket": "seed_roles",
+    "seed_role_for_sql": "seed_roles",
+    "seed_role_principal": "seed_roles",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = import_module(f".{_MODULE_OF[name]}", __name__)
+    value = module if name == _MODULE_OF[name] else getattr(module, name)
+    globals()[name] = value  # the next lookup is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

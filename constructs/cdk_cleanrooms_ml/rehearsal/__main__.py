@@ -4,19 +4,23 @@ Starts the local Clean Rooms ML endpoint and plays the stack's lifecycle through
 cloud assembly: create -> polls -> ACTIVE (job ARN and metrics) -> a tags-only update -> delete -> gone.
 Every step is printed as it happens. It is a LOCAL REHEARSAL against a simulated endpoint, not AWS:
 nothing is deployed anywhere. Exit status 0 when every step did what a deploy should, 1 otherwise.
+What the rehearsal proves, and what it cannot, is in the README's section "Deploy rehearsal".
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .driver import Outcome, Rehearsal, Step
-from .endpoint import Endpoint
+if TYPE_CHECKING:  # imported when a rehearsal starts, so that --help answers at once
+    from .driver import Outcome, Step
 
 BANNER = (
     "LOCAL REHEARSAL against a simulated Clean Rooms ML endpoint on 127.0.0.1 -- this is NOT AWS; nothing is deployed."
+)
+WHAT_IT_PROVES = (
+    'What this rehearsal proves, and what it cannot: the README of cdk-cleanrooms-ml, section "Deploy rehearsal".'
 )
 
 
@@ -36,6 +40,9 @@ def _check(outcome: Outcome, what: str) -> bool:
 
 
 def rehearse(cdk_out: str, stack: str | None, reads: int, real_time: bool) -> int:
+    from .driver import Rehearsal
+    from .endpoint import Endpoint
+
     print(BANNER, flush=True)
     with Endpoint(reads_until_active=reads) as endpoint:
         print(f"endpoint: {endpoint.url} (AWS_ENDPOINT_URL_CLEANROOMSML for the handlers)", flush=True)
@@ -98,6 +105,7 @@ def rehearse(cdk_out: str, stack: str | None, reads: int, real_time: bool) -> in
                 f"{rehearsal.invocation_count()} handler invocations",
                 flush=True,
             )
+    print(WHAT_IT_PROVES, flush=True)
     print(BANNER.replace("LOCAL REHEARSAL", "That was a LOCAL REHEARSAL"), flush=True)
     return 0
 
@@ -107,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m cdk_cleanrooms_ml.rehearsal",
         description="Rehearse a stack's audience generation jobs against a local, simulated Clean Rooms ML "
         "endpoint (not AWS): create, tags update, delete.",
+        epilog=WHAT_IT_PROVES,
     )
     parser.add_argument("--cdk-out", required=True, help="the cloud assembly directory (cdk synth output)")
     parser.add_argument("--stack", default=None, help="the stack to rehearse. Default: the only stack")
@@ -119,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rehearsal failed: {type(error).__name__}: {error}", file=sys.stderr)
         code = 1
     if code:
+        print(WHAT_IT_PROVES, flush=True)
         print("LOCAL REHEARSAL FAILED (simulated endpoint, not AWS).", flush=True)
     return code
 
