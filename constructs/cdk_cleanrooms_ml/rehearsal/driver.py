@@ -36,8 +36,9 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,6 +143,8 @@ class Rehearsal:
         self.real_time = real_time
         self.on_step = on_step
         self.steps: list[Step] = []
+        self.outcomes: list[Outcome] = []
+        """Every stack operation of this rehearsal, in order (see ``wedged``)."""
         self.template: dict[str, Any] = copy.deepcopy(self.stack.template)
         self.deployed: dict[str, _Deployed] = {}
         self.functions: dict[str, WarmFunction] = {}
@@ -218,6 +221,7 @@ class Rehearsal:
         old_template, self.template = self.template, copy.deepcopy(template)
         self.stack.template = self.template
         outcome = self._begin("UPDATE")
+        self._attempted.clear()
         before = {k: copy.copy(v) for k, v in self.deployed.items()}
         resources = self.template.get("Resources", {})
         plan: dict[str, tuple[str, Any]] = {}
@@ -238,7 +242,8 @@ class Rehearsal:
             ]
             for logical_id, old in replaced:
                 policy = old.resource.get("UpdateReplacePolicy", "Delete")
-                self._delete_one(outcome, logical_id, old, retain=policy == "Retain", rollback=False)
+                with self._in_clock():
+                    self._delete_one(outcome, logical_id, old, retain=policy == "Retain", rollback=False)
             removed = [k for k in before if k not in resources]
             self._remove(outcome, removed, rollback=False, on_create_rollback=False, source=before)
             return self._end(outcome, "UPDATE_COMPLETE")
@@ -246,28 +251,36 @@ class Rehearsal:
         self._report("", "stack", f"UPDATE_ROLLBACK_IN_PROGRESS: {failed.splitlines()[0]}")
         self.template, self.stack.template = old_template, old_template
         rollback_ok = True
-        for logical_id, (action, _) in plan.items():
-            if action != "Update" or logical_id not in before:
-                continue
+        replacements: list[tuple[str, _Deployed]] = []
+        # UPDATE_ROLLBACK_IN_PROGRESS: every resource whose update was attempted (in place and done, or failed)
+        # gets an Update back; a replaced resource is its old self again, its new one waits for the cleanup.
+        for logical_id in [k for k in plan if k in self._attempted and k in before]:
             old, now = before[logical_id], self.deployed.get(logical_id)
-            if not is_custom(str(old.resource.get("Type", ""))):
-                self.deployed[logical_id] = old
-                continue
             if now is not None and now.physical_id != old.physical_id:
-                # The replacement goes; the old resource, never deleted, is the resource again.
-                rollback_ok &= self._delete_one(outcome, logical_id, now, retain=False, rollback=True)
+                replacements.append((logical_id, now))
                 self.deployed[logical_id] = old
                 continue
             current = now or old
             event = self._event("Update", logical_id, old.resource, old.properties)
             event["PhysicalResourceId"] = current.physical_id
-            event["OldResourceProperties"] = self._attempted.get(logical_id, current.properties)
-            response = self._send(outcome, logical_id, old.resource, event, rollback=True)
+            event["OldResourceProperties"] = self._attempted[logical_id]
+            with self._in_clock():
+                response = self._send(outcome, logical_id, old.resource, event, rollback=True)
             self.deployed[logical_id] = _Deployed(old.resource, old.physical_id, old.attributes, old.properties)
             rollback_ok &= response.status == "SUCCESS"
+        for logical_id, old in before.items():  # resources not custom are restored as they were
+            if not is_custom(str(old.resource.get("Type", ""))):
+                self.deployed[logical_id] = old
+        if not rollback_ok:
+            return self._end(outcome, "UPDATE_ROLLBACK_FAILED")
+        # UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS: the replacements and what the update created go; a
+        # failure here leaves the resource behind but does not fail the rollback.
+        for logical_id, new in replacements:
+            with self._in_clock():
+                self._delete_one(outcome, logical_id, new, retain=False, rollback=True)
         created = [k for k, (action, _) in plan.items() if action == "Create" and k in self.deployed]
-        rollback_ok &= self._remove(outcome, created, rollback=True, on_create_rollback=True)
-        return self._end(outcome, "UPDATE_ROLLBACK_COMPLETE" if rollback_ok else "UPDATE_ROLLBACK_FAILED")
+        self._remove(outcome, created, rollback=True, on_create_rollback=True)
+        return self._end(outcome, "UPDATE_ROLLBACK_COMPLETE")
 
     def delete(self) -> Outcome:
         """Delete the stack (reverse dependency order; DeletionPolicy Retain keeps a resource)."""
@@ -290,8 +303,22 @@ class Rehearsal:
     def _end(self, outcome: Outcome, status: str) -> Outcome:
         outcome.status = status
         outcome.seconds = self._now()
+        self.outcomes.append(outcome)
         self._report("", "stack", status + (f": {outcome.reason.splitlines()[0]}" if outcome.reason else ""))
         return outcome
+
+    @contextmanager
+    def _in_clock(self) -> Iterator[None]:
+        """This (the driver's own) thread takes part in the simulated clock while it waits for a provider."""
+        self._clock.register()
+        try:
+            yield
+        finally:
+            self._clock.unregister()
+
+    def wedged(self) -> list[Outcome]:
+        """The operations that ended in a state only a human can leave (UPDATE_ROLLBACK_FAILED, ROLLBACK_FAILED)."""
+        return [o for o in self.outcomes if o.status in ("UPDATE_ROLLBACK_FAILED", "ROLLBACK_FAILED")]
 
     def _now(self) -> float:
         return self._clock.now() if self._clock.simulated else time.monotonic() - self._started
