@@ -8,7 +8,9 @@ statuses -- never property values, request bodies or responses (SQL parameters a
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import engine
@@ -22,6 +24,10 @@ LOG = logging.getLogger("cdk_cleanrooms_ml")
 LOG.setLevel(logging.INFO)
 
 REQUEST_TYPES = ("Create", "Update", "Delete")
+
+#: The framework sends our message (plus its own stack trace) as the Reason of a response that CloudFormation
+#: takes only up to 4,096 bytes: a longer message would be replaced by "Response object is too long".
+MAX_MESSAGE_BYTES = 2_400
 
 
 class EventError(ValueError):
@@ -100,7 +106,26 @@ def _request(event: dict[str, Any]) -> engine.Request:
     )
 
 
-def on_event(event: Any, context: Any = None) -> dict[str, Any]:
+def _bounded(entry: Callable[[Any], dict[str, Any]]) -> Callable[[Any, Any], dict[str, Any]]:
+    """The entry point, its own errors cut to MAX_MESSAGE_BYTES (their start and end, which say the most)."""
+
+    @functools.wraps(entry)
+    def bounded(event: Any, context: Any = None) -> dict[str, Any]:
+        try:
+            return entry(event)
+        except (EventError, properties.PropertyError, engine.ResourceError) as error:
+            message = str(error)
+            if len(message.encode()) <= MAX_MESSAGE_BYTES:
+                raise
+            cut = message.encode()[: MAX_MESSAGE_BYTES - 200].decode(errors="ignore")
+            tail = message.encode()[-150:].decode(errors="ignore")
+            raise type(error)(f"{cut} [... {len(message):,} characters in all ...] {tail}") from None
+
+    return bounded
+
+
+@_bounded
+def on_event(event: Any) -> dict[str, Any]:
     request_type, logical_id, _spec, _home = _checked(event)
     LOG.info("on_event %s %s %s", request_type, logical_id, event.get("PhysicalResourceId", ""))
     size = properties.event_size(event)
@@ -119,7 +144,8 @@ def on_event(event: Any, context: Any = None) -> dict[str, Any]:
     return engine.on_delete(req)
 
 
-def is_complete(event: Any, context: Any = None) -> dict[str, Any]:
+@_bounded
+def is_complete(event: Any) -> dict[str, Any]:
     request_type, logical_id, spec, _home = _checked(event)
     physical_id = str(event.get("PhysicalResourceId", ""))
     LOG.info("is_complete %s %s %s", request_type, logical_id, physical_id)

@@ -517,3 +517,13 @@ def test_access_denied_fails_at_once_naming_the_missing_permission(endpoint: End
     with pytest.raises(engine.ResourceError, match="handler role needs cleanrooms-ml:StartAudienceGenerationJob"):
         entrypoints.on_event(create())
     assert not endpoint.jobs()
+
+
+def test_an_error_message_stays_within_what_cloudformation_takes(endpoint: Endpoint) -> None:
+    """Many long bad values: the message is cut to its start and end, so CloudFormation still shows it."""
+    bad = props(tags={f"key{i:02d}-" + "k" * 100: "v" * 257 for i in range(40)})
+    with pytest.raises(properties.PropertyError) as raised:
+        entrypoints.on_event(create(bad))
+    message = str(raised.value)
+    assert len(message.encode()) <= entrypoints.MAX_MESSAGE_BYTES
+    assert message.startswith("invalid audience generation job properties:") and "characters in all" in message
