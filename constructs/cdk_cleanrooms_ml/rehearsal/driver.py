@@ -130,6 +130,7 @@ class Rehearsal:
         endpoint: Endpoint,
         real_time: bool = False,
         on_step: Callable[[Step], None] | None = None,
+        client_max_attempts: int | None = None,
     ) -> None:
         """
         :param cdk_out: the cloud assembly directory (``cdk synth`` output).
@@ -137,7 +138,11 @@ class Rehearsal:
         :param endpoint: the started local endpoint the handlers talk to.
         :param real_time: sleep for real between polls. Default: False (simulated waits).
         :param on_step: called with every Step as it happens. Default: steps are only collected.
+        :param client_max_attempts: the handlers' boto3 attempts per call (CLEANROOMSML_MAX_ATTEMPTS). Default:
+            the handler's own (8, with real backoff sleeps); fewer compresses time when scripted throttling or
+            5xx answers must outlast the client's retries.
         """
+        self.client_max_attempts = client_max_attempts
         self.stack = StackTemplate.load(cdk_out, stack)
         self.endpoint = endpoint
         self.real_time = real_time
@@ -228,7 +233,7 @@ class Rehearsal:
         for logical_id, resource in resources.items():
             if logical_id not in self.deployed:
                 plan[logical_id] = ("Create", None)
-            elif resource != old_template["Resources"].get(logical_id):
+            elif resource != old_template["Resources"].get(logical_id) or self._resolves_anew(logical_id, resource):
                 plan[logical_id] = ("Update", self.deployed[logical_id])
             else:
                 plan[logical_id] = ("Keep", None)
@@ -329,6 +334,17 @@ class Rehearsal:
             self.steps.append(step)
         if self.on_step is not None:
             self.on_step(step)
+
+    def _resolves_anew(self, logical_id: str, resource: dict[str, Any]) -> bool:
+        """Whether a custom resource's properties resolve to other values than it has (a parameter changed, say):
+        CloudFormation sends it an Update even though its template text is the same."""
+        if not is_custom(str(resource.get("Type", ""))):
+            return False
+        try:
+            now = as_strings(self._resolver().resolve(resource.get("Properties", {})))
+        except TemplateError:
+            return True
+        return bool(now != self.deployed[logical_id].properties)
 
     def _resolver(self) -> Resolver:
         with self._lock:
@@ -520,6 +536,8 @@ class Rehearsal:
             runtime=str(props.get("Runtime", "")),
         )
         base = {**self.endpoint.environment(), "AWS_REGION": self.stack.region, "AWS_DEFAULT_REGION": self.stack.region}
+        if self.client_max_attempts is not None:
+            base["CLEANROOMSML_MAX_ATTEMPTS"] = str(self.client_max_attempts)
         function = WarmFunction(spec, base)
         self.functions[logical_id] = function
         return function
@@ -541,11 +559,23 @@ class Rehearsal:
         def report(kind: str, message: str) -> None:
             self._report(logical_id, kind, message)
 
+        began = self._clock.now()
         try:
             provider = self._provider(str(event["ServiceToken"]))
             response = provider.handle(event, self._clock, report)
         except TemplateError as error:
             response = Response("FAILED", str(event.get("PhysicalResourceId", "")), reason=str(error))
+        waited, allowed = self._clock.now() - began, _service_timeout(event)
+        if waited > allowed and not response.skipped:
+            # CloudFormation stopped waiting at ServiceTimeout; the late answer is ignored (the model keeps its
+            # physical id, so a rollback can still reach what it created).
+            response = Response(
+                "FAILED",
+                response.physical_id,
+                reason=f"CloudFormation did not receive a response within the ServiceTimeout ({allowed:.0f} s; "
+                f"the provider answered after {waited:.0f} s)",
+                polls=response.polls,
+            )
         status = "SKIPPED" if response.skipped else response.status
         result = ResourceResult(
             logical_id,
@@ -629,6 +659,14 @@ class Rehearsal:
         with self._lock:
             if source is None or self.deployed.get(logical_id) is source.get(logical_id):
                 self.deployed.pop(logical_id, None)
+
+
+def _service_timeout(event: dict[str, Any]) -> float:
+    """The resource's ``ServiceTimeout`` property (CloudFormation's default and maximum: one hour)."""
+    try:
+        return float((event.get("ResourceProperties") or {}).get("ServiceTimeout", 3600))
+    except (TypeError, ValueError):
+        return 3600.0
 
 
 def summary(outcome: Outcome) -> str:

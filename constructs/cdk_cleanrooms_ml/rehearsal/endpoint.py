@@ -13,6 +13,7 @@ Usage::
         endpoint.lose_response("StartAudienceGenerationJob", 1) # the next Start takes effect, then answers 500
         endpoint.deny("StartAudienceGenerationJob")          # AccessDeniedException (403) until allow()
         endpoint.fail_job("my-job", "seed data not found")   # that job ends CREATE_FAILED with this message
+                                                             # (a name, or a glob pattern: "Stack-Job-*")
         endpoint.fail_delete("my-job", "in use")             # deleting that job ends DELETE_FAILED
         endpoint.block_delete("my-job", 3)                   # 3 deletes answer ConflictException (409)
         endpoint.exceed_quota("StartAudienceGenerationJob", "Audience generation jobs per account", 1)
@@ -50,6 +51,7 @@ authorization and throttling before it reads a request.
 from __future__ import annotations
 
 import base64
+import fnmatch
 import hashlib
 import json
 import re
@@ -336,15 +338,20 @@ class Endpoint:
         with self._lock:
             self._failures[name] = (status_code, message)
             for job in self._jobs.values():
-                if job.name == name and job.status in CREATING:
+                if fnmatch.fnmatchcase(job.name, name) and job.status in CREATING:
                     job.failure = (status_code, message)
+
+    def heal(self, name: str) -> None:
+        """Jobs called ``name`` (a name or pattern) started from now on no longer fail: the cause was fixed."""
+        with self._lock:
+            self._failures.pop(name, None)
 
     def set_reads(self, name: str, reads: int) -> None:
         """How many reads the job called ``name`` stays unfinished (overrides ``reads_until_active``)."""
         with self._lock:
             self._reads_by_name[name] = reads
             for job in self._jobs.values():
-                if job.name == name and job.status in CREATING:
+                if fnmatch.fnmatchcase(job.name, name) and job.status in CREATING:
                     job.reads_until_done = reads
 
     def fail_delete(self, name: str, message: str) -> None:
@@ -352,7 +359,7 @@ class Endpoint:
         with self._lock:
             self._delete_failures[name] = message
             for job in self._jobs.values():
-                if job.name == name:
+                if fnmatch.fnmatchcase(job.name, name):
                     job.delete_failure = message
 
     def exceed_quota(self, operation: str, quota_name: str, times: int) -> None:
@@ -366,7 +373,7 @@ class Endpoint:
         with self._lock:
             self._conflicts_by_name[name] = attempts
             for job in self._jobs.values():
-                if job.name == name:
+                if fnmatch.fnmatchcase(job.name, name):
                     job.conflicts_left = attempts
 
     def remove_job(self, arn_or_name: str) -> None:
@@ -538,11 +545,11 @@ class Endpoint:
             request=json.loads(json.dumps(request)),
             created=now,
             updated=now,
-            reads_until_done=self._reads_by_name.get(name, self.reads_until_active),
-            failure=self._failures.get(name),
+            reads_until_done=_by_name(self._reads_by_name, name, self.reads_until_active),
+            failure=_by_name(self._failures, name, None),
             tags=dict(request.get("tags") or {}),
-            conflicts_left=self._conflicts_by_name.get(name, 0),
-            delete_failure=self._delete_failures.get(name),
+            conflicts_left=_by_name(self._conflicts_by_name, name, 0),
+            delete_failure=_by_name(self._delete_failures, name, None),
         )
         self._jobs[arn] = job
         return job
@@ -688,6 +695,13 @@ class Endpoint:
 
     def _op_ListTagsForResource(self, params: dict[str, Any]) -> dict[str, Any]:
         return {"tags": dict(self._job_or_404(params["resourceArn"]).tags)}
+
+
+def _by_name(scripted: dict[str, Any], name: str, default: Any) -> Any:
+    """What was scripted for a job name: an exact name, or the first matching glob pattern (``Stack-Job-*``)."""
+    if name in scripted:
+        return scripted[name]
+    return next((value for pattern, value in scripted.items() if fnmatch.fnmatchcase(name, pattern)), default)
 
 
 def _quota_error(quota_name: str, value: int) -> ServiceError:
