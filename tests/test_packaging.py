@@ -75,6 +75,7 @@ def test_the_wheel_carries_the_handler_and_no_caches(dist: dict[str, Path]) -> N
     for module in HANDLER_MODULES:
         assert f"cdk_cleanrooms_ml/_lambda/{module}" in names
     assert "cdk_cleanrooms_ml/py.typed" in names
+    assert "cdk_cleanrooms_ml/rehearsal/framework_host.js" in names  # the rehearsal's Node.js host
     assert "cdk_cleanrooms_ml/__init__.py" in names
     unwanted = [n for n in names if "__pycache__" in n or n.endswith((".pyc", ".pyo")) or "/." in n]
     assert unwanted == []

@@ -171,9 +171,10 @@ def test_delete_that_stays_blocked_fails_and_keeps_the_job(cdk_out: Path, endpoi
         assert stack.create().ok
         outcome = stack.delete()
         assert outcome.status == "DELETE_FAILED"
-        # The waiter's MaxAttempts (read from the template: 120 at a 30 s interval) ends it.
-        assert outcome.reason.endswith("Operation timed out")
-        assert outcome.result(only_job(stack), "Delete").polls == 121
+        # Retried for 10 minutes of (simulated) time, then a message that says what blocks it.
+        assert "cannot be deleted: the service answered ConflictException" in outcome.reason
+        assert "A resource that depends on it still exists" in outcome.reason
+        assert outcome.result(only_job(stack), "Delete").polls == 600 // 30 + 1
         assert_owned_state(endpoint, stack)  # the job is still the stack's: nothing orphaned
         assert len(stack.owned_jobs()) == 1
     record("delete blocked for good", endpoint)

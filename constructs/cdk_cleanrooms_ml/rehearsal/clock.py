@@ -2,9 +2,9 @@
 
 The simulated clock is a small discrete-event clock shared by the threads of one stack operation:
 ``sleep`` blocks until every registered thread is asleep, then time jumps to the earliest wake-up.
-So many waiters poll in the order their intervals say, without anyone really waiting. Only the
-driver's own waits are simulated: the handler still reads the real time (``time.time()``), so
-tests of the handler's own timeout use real sleeping.
+So many waiters poll in the order their intervals say, without anyone really waiting. The handlers
+see the same time: each invocation of a Python function runs with ``time.time()`` shifted to the
+clock's ``epoch()`` (see ``lambdas.py``), so their own deadlines pass in simulated time too.
 """
 
 from __future__ import annotations
@@ -22,6 +22,10 @@ class Clock:
 
     def now(self) -> float:
         return time.monotonic()
+
+    def epoch(self) -> float:
+        """The wall-clock time (seconds since the Unix epoch) in this clock's timeline."""
+        return time.time()
 
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)
@@ -46,7 +50,9 @@ class SimulatedClock(Clock):
 
     simulated = True
 
-    def __init__(self) -> None:
+    def __init__(self, epoch: float | None = None) -> None:
+        """:param epoch: the wall-clock time at which simulated time 0 is. Default: now."""
+        self._epoch = time.time() if epoch is None else epoch
         self._now = 0.0
         self._cond = threading.Condition()
         self._participants = 0
@@ -56,6 +62,10 @@ class SimulatedClock(Clock):
     def now(self) -> float:
         with self._cond:
             return self._now
+
+    def epoch(self) -> float:
+        with self._cond:
+            return self._epoch + self._now
 
     def register(self) -> None:
         """Count one more thread that must be asleep before time may jump (call before starting it)."""

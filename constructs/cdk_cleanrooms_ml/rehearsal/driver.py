@@ -24,7 +24,8 @@ What it plays:
   OldResourceProperties and, when the physical id changes, deletes the old resource after the update
   (unless UpdateReplacePolicy is Retain); Delete runs in reverse order, honouring DeletionPolicy Retain.
   A failure rolls back: Delete of everything the operation created, Update back for what it updated.
-* The Provider framework's rules are in ``framework.py``.
+* The Provider framework is aws-cdk-lib's own code from the asset, run under Node.js; ``framework.py``
+  plays what it calls: Lambda, the waiter state machine, and CloudFormation's end of the response.
 * Time: by default the waits between polls are simulated (``real_time=False``); pass ``real_time=True``
   to sleep for real, e.g. to reach the handler's own timeout, which reads the real clock.
 """
@@ -45,8 +46,10 @@ from typing import Any
 
 from .clock import Clock, SimulatedClock
 from .endpoint import Endpoint
-from .framework import CREATE_FAILED_MARKER, Provider, Response, Waiter
+from .framework import CREATE_FAILED_MARKER, LambdaFunction, Provider, Response
+from .framework_host import FrameworkFunction
 from .lambdas import FunctionSpec, WarmFunction
+from .state_machine import StateMachine
 from .template import Resolver, StackTemplate, TemplateError, as_strings, dependencies, fake_physical, is_custom
 
 __all__ = ["Outcome", "Rehearsal", "ResourceResult", "Step", "TemplateError"]
@@ -153,6 +156,7 @@ class Rehearsal:
         self.template: dict[str, Any] = copy.deepcopy(self.stack.template)
         self.deployed: dict[str, _Deployed] = {}
         self.functions: dict[str, WarmFunction] = {}
+        self.framework_functions: dict[str, FrameworkFunction] = {}  # Node.js: the Provider framework's own
         self._providers: dict[str, Provider] = {}
         self._attempted: dict[str, Any] = {}  # properties last sent in an Update, for its rollback
         self._lock = threading.RLock()
@@ -169,9 +173,11 @@ class Rehearsal:
 
     def close(self) -> None:
         """Stop the worker processes."""
-        for function in self.functions.values():
+        functions: list[LambdaFunction] = [*self.functions.values(), *self.framework_functions.values()]
+        for function in functions:
             function.close()
         self.functions.clear()
+        self.framework_functions.clear()
         self._providers.clear()
 
     def owned_jobs(self) -> set[str]:
@@ -300,7 +306,8 @@ class Rehearsal:
     # Internals
 
     def _begin(self, operation: str) -> Outcome:
-        self._clock = Clock() if self.real_time else SimulatedClock()
+        # Simulated time goes on from where the last operation left it, never back.
+        self._clock = Clock() if self.real_time else SimulatedClock(max(time.time(), self._clock.epoch()))
         self._started = time.monotonic()
         self._report("", "stack", f"{operation}_IN_PROGRESS ({'real' if self.real_time else 'simulated'} time)")
         return Outcome(operation, f"{operation}_IN_PROGRESS")
@@ -490,34 +497,53 @@ class Rehearsal:
         with self._lock:
             if service_token in self._providers:
                 return self._providers[service_token]
-            resolver = self._resolver()
-            resources = self.template.get("Resources", {})
-            arns = {
-                str(d.attributes.get("Arn")): k
-                for k, d in self.deployed.items()
-                if d.resource.get("Type") == "AWS::Lambda::Function"
-            }
-            framework_id = arns.get(service_token)
+            framework_id = self._function_ids().get(service_token)
             if framework_id is None:
                 raise TemplateError(f"the ServiceToken {service_token} is not a Lambda function of this stack")
-            env = resolver.resolve(resources[framework_id]["Properties"].get("Environment", {})).get("Variables", {})
-            if "USER_ON_EVENT_FUNCTION_ARN" not in env:
+            entry = self._function(framework_id)
+            if not isinstance(entry, FrameworkFunction) or "USER_ON_EVENT_FUNCTION_ARN" not in entry.spec.environment:
                 raise TemplateError(f"{framework_id} is not a CDK Provider framework onEvent function")
-            on_event = self._function(arns[env["USER_ON_EVENT_FUNCTION_ARN"]])
-            is_complete = waiter = None
-            if env.get("USER_IS_COMPLETE_FUNCTION_ARN"):
-                is_complete = self._function(arns[env["USER_IS_COMPLETE_FUNCTION_ARN"]])
-                machine_arn = env.get("WAITER_STATE_MACHINE_ARN")
-                machine = next(k for k, d in self.deployed.items() if d.physical_id == machine_arn)
-                definition = resolver.resolve(resources[machine]["Properties"]["DefinitionString"])
-                waiter = Waiter.from_definition(str(definition))
-            provider = Provider(on_event, is_complete, waiter)
+            provider = Provider(entry, self._function_by_arn, self._state_machine)
             self._providers[service_token] = provider
             return provider
 
-    def _function(self, logical_id: str) -> WarmFunction:
+    def _function_ids(self) -> dict[str, str]:
+        """Function ARN -> logical id, for the functions deployed so far."""
+        return {
+            str(d.attributes.get("Arn")): k
+            for k, d in self.deployed.items()
+            if d.resource.get("Type") == "AWS::Lambda::Function"
+        }
+
+    def _function_by_arn(self, arn: str) -> LambdaFunction:
+        with self._lock:
+            logical_id = self._function_ids().get(arn)
+            if logical_id is None:
+                raise TemplateError(f"no Lambda function {arn} in this stack")
+            return self._function(logical_id)
+
+    def _state_machine(self, arn: str) -> StateMachine:
+        with self._lock:
+            machine = next(
+                (
+                    k
+                    for k, d in self.deployed.items()
+                    if d.resource.get("Type") == "AWS::StepFunctions::StateMachine" and d.physical_id == arn
+                ),
+                None,
+            )
+            if machine is None:
+                raise TemplateError(f"no state machine {arn} in this stack")
+            properties = self._resolver().resolve(self.template["Resources"][machine]["Properties"])
+        definition = properties.get("DefinitionString") or json.dumps(properties.get("Definition", {}))
+        return StateMachine(arn, str(definition))
+
+    def _function(self, logical_id: str) -> LambdaFunction:
+        """The function's warm worker: Python in a worker process, Node.js (the framework) in a Node host."""
         if logical_id in self.functions:
             return self.functions[logical_id]
+        if logical_id in self.framework_functions:
+            return self.framework_functions[logical_id]
         resource = self.template["Resources"][logical_id]
         props = self._resolver().resolve(resource.get("Properties", {}))
         code = props.get("Code", {})
@@ -525,6 +551,7 @@ class Rehearsal:
         asset = self.stack.assets.get(key)
         if asset is None or not asset.is_dir():
             raise TemplateError(f"the code of {logical_id} ({key}) is not an asset directory in {self.stack.cdk_out}")
+        logging_config = props.get("LoggingConfig", {}) or {}
         spec = FunctionSpec(
             logical_id=logical_id,
             name=self.deployed[logical_id].physical_id,
@@ -534,8 +561,14 @@ class Rehearsal:
             timeout_seconds=int(props.get("Timeout", 3)),
             memory_mb=int(props.get("MemorySize", 128)),
             runtime=str(props.get("Runtime", "")),
+            log_format=str(logging_config.get("LogFormat", "")),
+            application_log_level=str(logging_config.get("ApplicationLogLevel", "")),
         )
         base = {**self.endpoint.environment(), "AWS_REGION": self.stack.region, "AWS_DEFAULT_REGION": self.stack.region}
+        if spec.runtime.startswith("nodejs"):
+            framework = FrameworkFunction(spec, base)
+            self.framework_functions[logical_id] = framework
+            return framework
         if self.client_max_attempts is not None:
             base["CLEANROOMSML_MAX_ATTEMPTS"] = str(self.client_max_attempts)
         function = WarmFunction(spec, base)
@@ -652,7 +685,9 @@ class Rehearsal:
             if success:
                 self._forget(logical_id, source)
 
-        self._in_order(dependents, start, finish, name="cfn-delete")
+        # A resource that failed to delete keeps what it depends on (its provider's functions, say): nothing
+        # new starts once a delete failed, as CloudFormation leaves the stack DELETE_FAILED with them in place.
+        self._in_order(dependents, start, finish, halted=lambda: not all(results), name="cfn-delete")
         return all(results)
 
     def _forget(self, logical_id: str, source: dict[str, _Deployed] | None) -> None:

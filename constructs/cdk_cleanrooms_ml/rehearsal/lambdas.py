@@ -27,13 +27,17 @@ _WORKER_SCRIPT = str(Path(__file__).with_name("_worker.py"))
 
 
 class InvocationError(Exception):
-    """The function raised (or timed out): Lambda's errorType and errorMessage."""
+    """The function raised (or timed out): Lambda's errorType and errorMessage, and the whole error payload
+    that Lambda's Invoke returns with ``FunctionError: Unhandled``."""
 
-    def __init__(self, error_type: str, message: str, logs: list[str] | None = None) -> None:
+    def __init__(
+        self, error_type: str, message: str, logs: list[str] | None = None, payload: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.error_type = error_type
         self.message = message
         self.logs = logs or []
+        self.payload = payload if payload is not None else {"errorType": error_type, "errorMessage": message}
 
 
 @dataclass
@@ -48,6 +52,8 @@ class FunctionSpec:
     timeout_seconds: int = 3
     memory_mb: int = 128
     runtime: str = ""
+    log_format: str = ""  # LoggingConfig.LogFormat (Text or JSON); empty: not set
+    application_log_level: str = ""  # LoggingConfig.ApplicationLogLevel (JSON format only)
 
 
 @dataclass
@@ -61,37 +67,50 @@ class Invocation:
     error: str | None = None
 
 
+def lambda_environment(spec: FunctionSpec, base: dict[str, str]) -> dict[str, str]:
+    """The complete environment of one function: Lambda's reserved variables, then the template's own."""
+    task_root = str(spec.asset_dir)
+    env = {
+        **base,
+        "LAMBDA_TASK_ROOT": task_root,
+        "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
+        "AWS_EXECUTION_ENV": f"AWS_Lambda_{spec.runtime or 'python'}",
+        # No user configuration may leak into the "Lambda": a missing file means none.
+        "AWS_CONFIG_FILE": str(Path(task_root) / ".no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(Path(task_root) / ".no-aws-credentials"),
+    }
+    # Lambda tells the runtime the function's LoggingConfig through these two reserved variables.
+    if spec.log_format:
+        env["AWS_LAMBDA_LOG_FORMAT"] = spec.log_format
+    if spec.application_log_level:
+        env["AWS_LAMBDA_LOG_LEVEL"] = spec.application_log_level
+    for key, value in spec.environment.items():
+        if value == TASK_ROOT or value.startswith(TASK_ROOT + "/"):
+            value = task_root + value[len(TASK_ROOT) :]
+        env[key] = value
+    return env
+
+
+def timed_out(request_id: str, seconds: float) -> InvocationError:
+    """What Lambda answers when a function overruns its Timeout (the environment is then discarded)."""
+    return InvocationError(
+        "Sandbox.Timedout", f"RequestId: {request_id} Error: Task timed out after {seconds:.2f} seconds"
+    )
+
+
 class WarmFunction:
     """One function with one warm worker process (started on first use)."""
 
     def __init__(self, spec: FunctionSpec, base_environment: dict[str, str]) -> None:
         self.spec = spec
-        self.environment = self._environment(spec, base_environment)
+        self.environment = lambda_environment(spec, base_environment)
         self._lock = threading.Lock()
         self._process: Any = None
         self._connection: Any = None
         self.cold_starts = 0
         self.invocations = 0
-
-    @staticmethod
-    def _environment(spec: FunctionSpec, base: dict[str, str]) -> dict[str, str]:
-        task_root = str(spec.asset_dir)
-        env = {
-            **base,
-            "LAMBDA_TASK_ROOT": task_root,
-            "AWS_LAMBDA_FUNCTION_NAME": spec.name,
-            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
-            "AWS_EXECUTION_ENV": f"AWS_Lambda_{spec.runtime or 'python'}",
-            # No user configuration may leak into the "Lambda": a missing file means none.
-            "AWS_CONFIG_FILE": str(Path(task_root) / ".no-aws-config"),
-            "AWS_SHARED_CREDENTIALS_FILE": str(Path(task_root) / ".no-aws-credentials"),
-        }
-        for key, value in spec.environment.items():
-            if value == TASK_ROOT or value.startswith(TASK_ROOT + "/"):
-                value = task_root + value[len(TASK_ROOT) :]
-            env[key] = value
-        return env
 
     def _start(self) -> None:
         context = multiprocessing.get_context("spawn")
@@ -120,23 +139,25 @@ class WarmFunction:
         self._process, self._connection = process, parent
         self.cold_starts += 1
 
-    def invoke(self, event: dict[str, Any]) -> tuple[dict[str, Any], Invocation]:
-        """Run the handler with ``event``; returns its JSON result, or raises InvocationError."""
+    def invoke(self, event: Any, epoch: float | None = None) -> tuple[Any, Invocation]:
+        """Run the handler with ``event``; returns its result as JSON gives it back (any JSON value), or raises
+        InvocationError.
+
+        :param epoch: the wall-clock time the handler sees (``time.time()``) when it starts: the rehearsal's
+            simulated time. Default: the real time.
+        """
         request_id = str(uuid.uuid4())
         with self._lock:
             if self._process is None or not self._process.is_alive():
                 self._start()
             started = time.time()
             deadline = started + self.spec.timeout_seconds
-            self._connection.send((event, request_id, deadline))
+            offset = 0.0 if epoch is None else epoch - started
+            self._connection.send((event, request_id, deadline, offset))
             self.invocations += 1
             if not self._connection.poll(self.spec.timeout_seconds + 1):
                 self.close()
-                elapsed = time.time() - started
-                raise InvocationError(
-                    "Sandbox.Timedout",
-                    f"{request_id} Task timed out after {elapsed:.2f} seconds",
-                )
+                raise timed_out(request_id, time.time() - started)
             try:
                 status, payload, logs = self._connection.recv()
             except EOFError:
@@ -145,9 +166,10 @@ class WarmFunction:
         record = Invocation(self.spec.name, request_id, time.time() - started, list(logs))
         if status != "ok":
             record.error = str(payload.get("errorMessage"))
-            raise InvocationError(str(payload.get("errorType")), str(payload.get("errorMessage")), list(logs))
-        result = payload if isinstance(payload, dict) else {}
-        return result, record
+            raise InvocationError(
+                str(payload.get("errorType")), str(payload.get("errorMessage")), list(logs), dict(payload)
+            )
+        return payload, record
 
     def close(self) -> None:
         if self._connection is not None:
