@@ -410,7 +410,11 @@ def _poll_created(req: Request) -> dict[str, Any]:
     spec, physical_id = req.spec, req.physical_id
     if physical_id.startswith(PENDING_PREFIX):
         if _elapsed(req) >= req.control.timeout_seconds:
-            return _still_waiting(req, f"{spec.noun} {req.name!r} was never created (no free slot or name)")
+            return _still_waiting(
+                req,
+                f"{spec.noun} {req.name!r} was never created: the quota of resources in progress stayed full, or "
+                "its name stayed in use",
+            )
         created = create(req)
         if created.arn is None:
             return _still_waiting(req, f"{spec.noun} {req.name!r} was never created: {created.why}")

@@ -176,3 +176,27 @@ def test_an_event_too_large_for_the_waiter_starts_nothing(cdk_out: Path, endpoin
         assert "262,144 bytes" in outcome.reason
         sound(endpoint, stack)
     assert endpoint.count(START) == 0
+
+
+def test_a_job_that_never_becomes_active_fails_with_the_handlers_message_inside_the_hour(
+    cdk_out: Path, endpoint: Endpoint
+) -> None:
+    endpoint.set_reads("Basic-*", 1_000_000)  # CREATE_IN_PROGRESS for good (simulated time: no real wait)
+    with Rehearsal(cdk_out, "Basic", endpoint=endpoint) as stack:
+        outcome = stack.create()
+        assert outcome.status == "ROLLBACK_COMPLETE"
+        assert "timed out after waiting" in outcome.reason and "(timeout 3300 s)" in outcome.reason
+        assert "ServiceTimeout" not in outcome.reason  # the handler answered before CloudFormation gave up
+        sound(endpoint, stack)
+    assert [j for j in endpoint.jobs() if not j["status"].startswith("DELETE")] == []
+
+
+def test_a_job_that_never_gets_a_slot_is_never_started(cdk_out: Path, endpoint: Endpoint) -> None:
+    endpoint.quota = 0
+    with Rehearsal(cdk_out, "Basic", endpoint=endpoint) as stack:
+        outcome = stack.create()
+        assert outcome.status == "ROLLBACK_COMPLETE"
+        assert "was never created" in outcome.reason and "quota" in outcome.reason
+        assert "ServiceTimeout" not in outcome.reason
+        sound(endpoint, stack)
+    assert endpoint.jobs() == [] and endpoint.count(START, error=None) == endpoint.count(START)  # every one refused
