@@ -200,3 +200,28 @@ def test_a_job_that_never_gets_a_slot_is_never_started(cdk_out: Path, endpoint: 
         assert "ServiceTimeout" not in outcome.reason
         sound(endpoint, stack)
     assert endpoint.jobs() == [] and endpoint.count(START, error=None) == endpoint.count(START)  # every one refused
+
+
+def test_the_rehearsal_authorizes_every_call_against_the_synthesized_handler_policy(
+    cdk_out: Path, endpoint: Endpoint, tmp_path: Path
+) -> None:
+    """A permission missing from the template fails here, as it would fail in an account."""
+    import json
+    import shutil
+
+    broken = tmp_path / "cdk.out"
+    shutil.copytree(cdk_out, broken)
+    template_file = broken / "Basic.template.json"
+    template = json.loads(template_file.read_text())
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::IAM::Policy":
+            for statement in resource["Properties"]["PolicyDocument"]["Statement"]:
+                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                statement["Action"] = [a for a in actions if a != "cleanrooms-ml:TagResource"] or ["none:None"]
+    template_file.write_text(json.dumps(template))
+    with Rehearsal(broken, "Basic", endpoint=endpoint) as stack:
+        outcome = stack.create()  # the job has tags: starting it needs TagResource too
+        assert outcome.status == "ROLLBACK_COMPLETE"
+        assert "not authorized to perform: cleanrooms-ml:TagResource" in outcome.reason
+        sound(endpoint, stack)
+    assert endpoint.jobs() == []

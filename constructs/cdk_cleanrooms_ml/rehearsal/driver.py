@@ -134,6 +134,7 @@ class Rehearsal:
         real_time: bool = False,
         on_step: Callable[[Step], None] | None = None,
         client_max_attempts: int | None = None,
+        enforce_iam: bool = True,
     ) -> None:
         """
         :param cdk_out: the cloud assembly directory (``cdk synth`` output).
@@ -144,8 +145,12 @@ class Rehearsal:
         :param client_max_attempts: the handlers' boto3 attempts per call (CLEANROOMSML_MAX_ATTEMPTS). Default:
             the handler's own (8, with real backoff sleeps); fewer compresses time when scripted throttling or
             5xx answers must outlast the client's retries.
+        :param enforce_iam: the endpoint authorizes every call against the handler role's policy in the
+            template, as IAM would (a missing permission is an AccessDeniedException here, not in an account).
+            Default: True.
         """
         self.client_max_attempts = client_max_attempts
+        self.enforce_iam = enforce_iam
         self.stack = StackTemplate.load(cdk_out, stack)
         self.endpoint = endpoint
         self.real_time = real_time
@@ -538,6 +543,28 @@ class Rehearsal:
         definition = properties.get("DefinitionString") or json.dumps(properties.get("Definition", {}))
         return StateMachine(arn, str(definition))
 
+    def _authorize_handlers(self, service_token: str) -> None:
+        """The endpoint authorizes calls with the policy of the role the provider's Python handlers run with, as
+        the template (and so CloudFormation) has it now."""
+        from . import iam
+
+        with self._lock:
+            resolver = self._resolver()
+            resources = self.template.get("Resources", {})
+            framework = next(k for k, d in self.deployed.items() if str(d.attributes.get("Arn")) == service_token)
+            environment = resolver.resolve(resources[framework]["Properties"].get("Environment", {}))
+            handler_arn = environment.get("Variables", {}).get("USER_ON_EVENT_FUNCTION_ARN")
+            handler = next(k for k, d in self.deployed.items() if str(d.attributes.get("Arn")) == handler_arn)
+            role_arn = resolver.resolve(resources[handler]["Properties"]["Role"])
+            role = next(k for k, d in self.deployed.items() if str(d.attributes.get("Arn")) == role_arn)
+            try:
+                statements = iam.role_statements(self.template, role, resolver.resolve)
+            except iam.PolicyError as error:  # e.g. AWS-managed policies: not in the template, nothing to judge by
+                self._report("", "iam", f"calls are not authorized against {role}'s policy: {error}")
+                self.endpoint.enforce_iam(None)
+                return
+        self.endpoint.enforce_iam(statements, iam.Caller(self.stack.partition, self.stack.region, self.stack.account))
+
     def _function(self, logical_id: str) -> LambdaFunction:
         """The function's warm worker: Python in a worker process, Node.js (the framework) in a Node host."""
         if logical_id in self.functions:
@@ -595,6 +622,8 @@ class Rehearsal:
         began = self._clock.now()
         try:
             provider = self._provider(str(event["ServiceToken"]))
+            if self.enforce_iam:
+                self._authorize_handlers(str(event["ServiceToken"]))
             response = provider.handle(event, self._clock, report)
         except TemplateError as error:
             response = Response("FAILED", str(event.get("PhysicalResourceId", "")), reason=str(error))

@@ -219,6 +219,7 @@ class Endpoint:
         self._model = service_model()
         self._rules = model_rules()
         self._routing = _routes(self._model)
+        self._iam: tuple[list[dict[str, Any]], Any] | None = None
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -312,6 +313,13 @@ class Endpoint:
         """The next ``times`` calls of ``operation`` answer InternalServerException (500)."""
         with self._lock:
             self._server_errors[self._known(operation)] = self._server_errors.get(operation, 0) + times
+
+    def enforce_iam(self, statements: list[dict[str, Any]] | None, caller: Any = None) -> None:
+        """Authorize every call as IAM would for a caller with these identity-policy statements (resolved JSON)
+        before anything else: a denied request answers AccessDeniedException, naming the action and resource.
+        ``caller`` is an ``iam.Caller`` (partition, region, account). None stops enforcing."""
+        with self._lock:
+            self._iam = None if statements is None else (list(statements), caller)
 
     def lose_response(self, operation: str, times: int) -> None:
         """The next ``times`` calls of ``operation`` take effect, then answer InternalServerException (500): the
@@ -446,6 +454,7 @@ class Endpoint:
         try:
             params = self._decode(operation, labels, query, body)
             with self._lock:
+                self._authorize(operation, params)
                 self._scripted_fault(operation)
             self._validate(operation, params)
             with self._lock:
@@ -470,6 +479,21 @@ class Endpoint:
             return int(self._model.shape_for(error.code).metadata["error"]["httpStatusCode"])
         except Exception:  # an error shape the model does not name: a client error
             return 400
+
+    def _authorize(self, operation: str, params: dict[str, Any]) -> None:
+        if self._iam is None:
+            return
+        from .iam import evaluate, requests_for_call
+
+        statements, caller = self._iam
+        for request in requests_for_call(operation, params, caller):
+            if not evaluate(statements, request).allowed:
+                raise ServiceError(
+                    "AccessDeniedException",
+                    f"User: arn:{self.partition}:sts::{self.account}:assumed-role/rehearsal/handler is not "
+                    f"authorized to perform: {request.action} on resource: {request.resource} because no "
+                    f"identity-based policy allows the {request.action} action",
+                )
 
     def _scripted_fault(self, operation: str) -> None:
         if operation in self._denied:
