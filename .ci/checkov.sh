@@ -18,7 +18,6 @@ SKIP_CHECKS=(
   CKV_AWS_117 # Lambda in a VPC: the handlers call only the Clean Rooms ML API; no VPC resource is reached
   CKV_AWS_115 # Lambda reserved concurrency: deploy-time handlers, invoked once per resource and poll
   CKV_AWS_173 # Lambda environment encryption (CMK): variables hold a fixed path and function ARNs, no secret
-  CKV_AWS_158 # log group KMS (CMK): logs hold request types, ids, ARNs and statuses; encrypted at rest anyway
 )
 
 if [ ! -x "$VENV/bin/checkov" ] || [ "$("$VENV/bin/python" -m pip show checkov 2>/dev/null | sed -n 's/^Version: //p')" != "$CHECKOV_VERSION" ]; then
@@ -33,5 +32,5 @@ fi
 skip="$(IFS=,; echo "${SKIP_CHECKS[*]}")"
 # Offline: no Bridgecrew/Prisma API key, no version check, no download of external checks.
 export BC_SKIP_MAPPING=TRUE CHECKOV_RUN_SCA_PACKAGE_SCAN_V2=false
-exec "$VENV/bin/checkov" -d "$TARGET" --framework cloudformation --quiet --compact -o json \
+exec "$VENV/bin/checkov" -d "$TARGET" --framework cloudformation --compact -o json \
   --skip-download --skip-check "$skip"

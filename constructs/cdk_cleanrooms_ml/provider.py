@@ -80,6 +80,8 @@ class AudienceGenerationProvider(Construct):
         """The one log group of the provider's five functions and its waiter state machine."""
         if isinstance(log_encryption_key, kms.Key):
             log_encryption_key.add_to_resource_policy(_logs_may_use_key(self))
+        if log_encryption_key is None:
+            skip_checkov(self.log_group.node.default_child, "CKV_AWS_158", _REASON_NO_LOG_KEY)
         self.handler_role = iam.Role(
             self,
             "HandlerRole",
@@ -251,6 +253,11 @@ def _invoke_finding(function: lambda_.Function) -> str:
     return f"Resource::{nag_text(Stack.of(function).resolve(function.function_arn))}:*"
 
 
+_REASON_NO_LOG_KEY = (
+    "No log_encryption_key was given: CloudWatch Logs encrypts the log group at rest with its own key. The logs "
+    "hold request types, logical ids, ARNs and statuses, never property values; pass log_encryption_key to use a "
+    "customer-managed key."
+)
 _REASON_LIST_JOBS = (
     "cleanrooms-ml:ListAudienceGenerationJobs has no resource type (Service Authorization Reference): it needs "
     "Resource *. The handler only lists, filtered by the job's configured audience model, to find a job it "
