@@ -312,3 +312,43 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+#: A SQL seed with compute configuration, synthesized in a process whose botocore is the old one.
+SYNTH_WITH_OLD_BOTOCORE = """
+import botocore
+from aws_cdk import App, Environment, Stack
+from cdk_cleanrooms_ml import AudienceGenerationJob, SeedAudience, SqlParameters, WorkerComputeConfiguration
+app = App()
+stack = Stack(app, "OldBotocore", env=Environment(account="111122223333", region="us-east-1"))
+AudienceGenerationJob(
+    stack,
+    "Sql",
+    configured_audience_model_arn="arn:aws:cleanrooms-ml:us-east-1:111122223333:configured-audience-model/abc",
+    seed_audience=SeedAudience(
+        role="arn:aws:iam::111122223333:role/seed",
+        sql_parameters=SqlParameters(query_string="SELECT user_id FROM t"),
+        sql_compute_configuration=WorkerComputeConfiguration(type="CR.8X", number=4),
+    ),
+)
+app.synth()
+print(botocore.__version__)
+"""
+
+
+def test_synth_validates_with_the_shipped_model_whatever_botocore_is_installed() -> None:
+    """One model: under botocore 1.34.4 (no SQL seed members, no CR.8X), synth accepts the SQL seed the handler
+    accepts, because validation reads the model the asset ships, not the installed one."""
+    old_site = next((OLD_ENV / "lib").glob("python3*/site-packages"), None) if old_python() else None
+    assert old_site is not None
+    env = {
+        **os.environ,
+        # The old botocore (and boto3) shadow the project environment's; aws-cdk-lib still comes from it.
+        "PYTHONPATH": os.pathsep.join([str(old_site), str(ROOT / "constructs")]),
+        "CDK_OUTDIR": tempfile.mkdtemp(prefix="old-botocore-synth-"),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", SYNTH_WITH_OLD_BOTOCORE], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == OLD_BOTO3
