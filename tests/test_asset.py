@@ -72,3 +72,15 @@ def test_example_synthesizes_with_the_real_cdk_cli_on_a_supported_node(tmp_path:
     types = [r["Type"] for r in template_json["Resources"].values()]
     assert types.count("Custom::CleanRoomsMlAudienceGenerationJob") == 1
     assert {"JobArn", "JobStatus"} <= set(template_json["Outputs"])
+
+
+def test_the_shipped_service_model_is_the_pinned_botocores_trimmed() -> None:
+    """The model synth and the handler read is what `.ci/refresh_service_model.py` makes of the installed botocore."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        [sys.executable, str(root / ".ci" / "refresh_service_model.py"), "--check"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
