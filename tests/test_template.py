@@ -9,7 +9,7 @@ from aws_cdk import Duration, RemovalPolicy, Stack, Tags
 from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Match
 
-from cdk_cleanrooms_ml import RESOURCE_TYPE
+from cdk_cleanrooms_ml import RESOURCE_TYPE, AudienceGenerationJob, IAudienceGenerationJob
 from tests.helpers import MODEL_ARN, ROLE_ARN, custom_resources, job, s3_seed, stack, template
 
 
@@ -175,3 +175,63 @@ def test_stack_level_tags_reach_the_job_tags() -> None:
 
 def test_resource_type() -> None:
     assert RESOURCE_TYPE == "Custom::CleanRoomsMlAudienceGenerationJob"
+
+
+def test_a_dependency_the_user_adds_to_the_providers_resources_survives() -> None:
+    """The library never rewrites a DependsOn list: cfn-lint's W3005 is explained in Metadata instead."""
+    scope = stack()
+    created = job(scope)
+    extra = iam.Role(scope, "Extra", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+    functions = [c for c in created.provider.node.find_all() if c.node.id == "OnEvent"]
+    functions[0].node.add_dependency(extra)
+    resources = template(scope).find_resources(
+        "AWS::Lambda::Function", {"Properties": {"Handler": "entrypoints.on_event"}}
+    )
+    (on_event,) = resources.values()
+    assert scope.get_logical_id(extra.node.default_child) in on_event["DependsOn"]  # type: ignore[arg-type]
+    assert on_event["Metadata"]["cfn-lint"] == {"config": {"ignore_checks": ["W3005"]}}
+
+
+def test_an_imported_job_grants_read_and_export_on_its_arn() -> None:
+    scope = stack()
+    arn = f"arn:aws:cleanrooms-ml:us-east-1:111122223333:audience-generation-job/{'a' * 36}"
+    imported = AudienceGenerationJob.from_audience_generation_job_arn(scope, "Imported", arn)
+    assert isinstance(imported, IAudienceGenerationJob) and imported.waits_for_completion
+    reader = iam.Role(scope, "Reader", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+    imported.grant_read(reader)
+    imported.grant_start_export(reader)
+    (policy,) = template(scope).find_resources("AWS::IAM::Policy").values()
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    granted = {a: s["Resource"] for s in statements for a in _actions(s)}
+    assert granted == {
+        "cleanrooms-ml:GetAudienceGenerationJob": arn,
+        "cleanrooms-ml:StartAudienceExportJob": arn,
+        "cleanrooms-ml:ListAudienceExportJobs": arn,
+    }
+
+
+def test_a_job_of_the_app_grants_on_its_arn_attribute() -> None:
+    scope = stack()
+    created = job(scope)
+    assert isinstance(created, IAudienceGenerationJob)
+    reader = iam.Role(scope, "Reader", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+    created.grant_read(reader)
+    policies = template(scope).find_resources(
+        "AWS::IAM::Policy", {"Properties": {"Roles": [{"Ref": Match.string_like_regexp("Reader")}]}}
+    )
+    (policy,) = policies.values()
+    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    logical_id = next(iter(custom_resources(scope)))
+    assert statement["Resource"] == {"Fn::GetAtt": [logical_id, "AudienceGenerationJobArn"]}
+
+
+@pytest.mark.parametrize(
+    "arn",
+    ["not-an-arn", "arn:aws:s3:::bucket", "arn:aws:cleanrooms-ml:us-east-1:111122223333:configured-audience-model/x"],
+)
+def test_importing_something_that_is_not_a_job_arn_fails_naming_it(arn: str) -> None:
+    from cdk_cleanrooms_ml import ValidationError
+
+    scope = stack()
+    with pytest.raises(ValidationError, match="Test/Imported: arn = .*must be an audience generation job ARN"):
+        AudienceGenerationJob.from_audience_generation_job_arn(scope, "Imported", arn)
