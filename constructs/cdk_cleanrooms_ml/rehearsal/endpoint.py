@@ -289,8 +289,13 @@ class Endpoint:
         """
         from botocore.config import Config
 
+        from ..service_model import models_dir
+
         env = self.environment()
-        return botocore.session.get_session().create_client(
+        session = botocore.session.get_session()
+        # The library's shipped model, as the handlers use it: an older botocore may not know the service.
+        session.get_component("data_loader").search_paths.insert(0, str(models_dir()))
+        return session.create_client(
             SERVICE_NAME,
             region_name=self.region,
             endpoint_url=self.url,
