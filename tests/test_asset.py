@@ -29,8 +29,10 @@ def test_asset_holds_the_handler_and_the_service_model_and_nothing_else() -> Non
     files = {str(p.relative_to(staged)) for p in staged.rglob("*") if p.is_file()}
     models = {f for f in files if f.startswith("models/")}
     assert files - models == HANDLER_FILES
-    (model,) = models
-    assert model.startswith("models/cleanroomsml/") and model.endswith("/service-2.json")
+    # One model per service the handler calls: Clean Rooms ML, and Clean Rooms for model associations.
+    assert {m.split("/")[1] for m in models} == {"cleanroomsml", "cleanrooms"} and len(models) == 2
+    assert all(m.endswith("/service-2.json") for m in models)
+    (model,) = [m for m in models if m.startswith("models/cleanroomsml/")]
     shapes = json.loads((staged / model).read_text())
     assert "StartAudienceGenerationJob" in shapes["operations"]
     assert not any("__pycache__" in f or f.endswith(".pyc") for f in files)
