@@ -2,10 +2,10 @@
 
 The engine never names a type; ``specs.py`` says what each type's API looks like. The rules it keeps:
 
-* Names are unique per account and no API takes a client token, so a resource is found again by name.
-  Every resource the handler creates carries a tag with a digest of the stack, the logical id and the
-  request: a resource found by name is adopted only when it carries this request's digest, and never
-  when it failed or is being deleted.
+* Names are unique (per account, or per parent) and no API takes a client token, so a resource is found
+  again by name. A resource found by name is adopted only when this very request created it: it carries
+  this request's digest in its request tag (or, for a type without tags, its description echoes every
+  member that forces a replacement), and never when it failed or is being deleted.
 * on_event never raises after it may have created a resource (the Provider framework would answer
   CloudFormation with a marker physical id and skip the later Delete). When the create call cannot be
   made now (the quota of resources in progress, throttling or a 5xx that outlasted the client's
@@ -15,16 +15,18 @@ The engine never names a type; ``specs.py`` says what each type's API looks like
   so each poll finds the resource again from the physical id or the name. A transient error in a poll
   is logged and the next poll tries again, until the resource's own deadline.
 * Every Update can be rolled back. Whether a resource must be replaced is decided against the resource
-  itself (its request tag), not against an echo of its members: an Update back to the properties the
-  resource was created from is a no-op. A failed replacement deletes the resource it started, whatever
-  the failure; an Update back also discards what the failed update may have left (found by the failed
-  properties' name and digest).
+  itself (its request tag, or its echo), not against the old properties alone: an Update back to the
+  properties the resource was created from needs no new resource. In-place members are set from the new
+  properties (PATCH calls, idempotent), so an Update back sets them back. A failed replacement deletes the
+  resource it created, whatever the failure; an Update back also discards what the failed update may have
+  left (found by the failed properties' name and request).
 * The handler gives up MAX_TIMEOUT_SECONDS after on_event began, well inside CloudFormation's hour, so
   no resource is created after CloudFormation could have stopped waiting.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -32,12 +34,12 @@ from typing import Any, NamedTuple
 
 import specs
 from botocore.exceptions import ClientError
-from specs import ResourceSpec
+from specs import SELF_ARN, ResourceSpec
 
 import properties
 import service
 from properties import Control
-from service import Home
+from service import COMPOUND, Home
 
 LOG = logging.getLogger("cdk_cleanrooms_ml")
 
@@ -75,7 +77,8 @@ class Request(NamedTuple):
     stack_id: str
     home: Home
     physical_id: str
-    #: The create request, typed, with its name; None when a Delete's properties no longer decode.
+    #: The create request (with attachments), typed, with its name; None when a Delete's properties no longer
+    #: decode.
     desired: dict[str, Any] | None
     control: Control
     #: On an Update: the properties CloudFormation had before (None when they no longer decode).
@@ -91,7 +94,7 @@ class Request(NamedTuple):
         return self.home.region_for(self.spec, self.desired)
 
     def owns(self, physical_id: str) -> bool:
-        """Whether ``physical_id`` is the ARN of a resource this request may touch (see ``Home.owns``)."""
+        """Whether ``physical_id`` names a resource this request may touch (see ``Home.owns``)."""
         return self.home.owns(self.spec, physical_id, self.region if self.desired is not None else None)
 
     def digest(self, request: dict[str, Any] | None = None) -> str:
@@ -103,7 +106,7 @@ class Request(NamedTuple):
 
 
 class Created(NamedTuple):
-    arn: str | None  # None: not created yet (try again on a later poll)
+    handle: str | None  # the ARN (or compound id); None: not created yet (try again on a later poll)
     why: str = ""
 
 
@@ -116,6 +119,19 @@ def _hint(spec: ResourceSpec, error: Exception) -> str:
         if operation == spec.create and spec.passed_role:
             text += f" (and iam:PassRole on the role in {spec.passed_role})"
     return text
+
+
+def _handle(spec: ResourceSpec, request: dict[str, Any], description: dict[str, Any]) -> str:
+    """How the stack names a resource: its ARN, or ``<parent ARN>|<name>`` for a type without an ARN."""
+    if spec.physical_id == "arn":
+        return str(description[spec.arn_member])
+    return f"{request.get(spec.physical_id)}{COMPOUND}{description.get(spec.described_name)}"
+
+
+def _create_request(spec: ResourceSpec, request: dict[str, Any], digest: str) -> dict[str, Any]:
+    """What the create call takes: the request less its attachments, with the request tag."""
+    attachments = {a.member for a in spec.attachments}
+    return properties.tagged_request(spec, {k: v for k, v in request.items() if k not in attachments}, digest)
 
 
 def create(req: Request) -> Created:
@@ -138,9 +154,7 @@ def create(req: Request) -> Created:
 def _create(req: Request) -> Created:
     spec, desired = req.spec, req.desired or {}
     try:
-        response = service.call(
-            spec.service, req.region, spec.create, **properties.tagged_request(spec, desired, req.digest())
-        )
+        response = service.call(spec.service, req.region, spec.create, **_create_request(spec, desired, req.digest()))
     except ClientError as error:
         code = service.error_code(error)
         if code == "ServiceQuotaExceededException":
@@ -150,46 +164,61 @@ def _create(req: Request) -> Created:
         if code == "ConflictException":
             return _adopt(req)
         raise
-    arn = response.get(spec.arn_member)
+    arn = service.dig(response, spec.created_arn) if spec.created_arn else None
     return Created(str(arn)) if arn else _adopt(req)  # no ARN in the answer: found by its name
 
 
 def _adopt(req: Request) -> Created:
-    """The resource named like the request, if this very request created it (its request tag says so)."""
+    """The resource named like the request, if this very request created it."""
     spec, name = req.spec, req.name
     item = service.find_by_name(spec, req.region, name, req.desired)
     if item is None:
         # The name is taken, yet nothing is listed under it: a resource on its way out, or a listing
         # that has not caught up yet. Either way, try again on a later poll.
         return Created(None, f"the name {name!r} is in use by a resource that is not listed (yet)")
-    arn = str(item[spec.arn_member])
-    if str(item.get(spec.statuses.member, "")) in spec.statuses.deleting:
-        return Created(None, f"the {spec.noun} {arn} that had the name {name!r} is being deleted")
-    description = service.read(spec, arn)
-    if description is None:
-        return Created(None, f"the {spec.noun} {arn} that had the name {name!r} is gone")
-    status = str(description.get(spec.statuses.member, ""))
+    handle = _handle(spec, req.desired or {}, item)
+    status = _status(spec, item)
     if status in spec.statuses.deleting:
-        return Created(None, f"the {spec.noun} {arn} that had the name {name!r} is being deleted")
+        return Created(None, f"the {spec.noun} {handle} that had the name {name!r} is being deleted")
+    description = item if spec.read is None else service.describe(spec, handle, req.desired)
+    if description is None:
+        return Created(None, f"the {spec.noun} {handle} that had the name {name!r} is gone")
+    status = _status(spec, description) or status
+    if status in spec.statuses.deleting:
+        return Created(None, f"the {spec.noun} {handle} that had the name {name!r} is being deleted")
     if status in spec.statuses.create_failed | spec.statuses.delete_failed:
         raise ResourceError(
-            f"{spec.noun} names are unique per account and {name!r} is held by {arn}, which is {status} "
+            f"{spec.noun} names are unique and {name!r} is held by {handle}, which is {status} "
             "(left by an earlier failed attempt?): delete it or give this resource another name"
         )
-    if service.request_tag(spec, description) != req.digest():
+    if not _made_from(req, description, req.desired or {}):
         raise ResourceError(
-            f"{spec.noun} names are unique per account and {name!r} is already used by {arn}, which was not "
+            f"{spec.noun} names are unique and {name!r} is already used by {handle}, which was not "
             "created from this resource's properties: give this resource another name"
         )
-    LOG.info("adopted %s %s, created by an earlier attempt of this request", spec.noun, arn)
-    return Created(arn)
+    LOG.info("adopted %s %s, created by an earlier attempt of this request", spec.noun, handle)
+    return Created(handle)
+
+
+def _status(spec: ResourceSpec, description: dict[str, Any]) -> str:
+    return str(description.get(spec.statuses.member, "")) if spec.statuses.member else ""
+
+
+def _made_from(req: Request, description: dict[str, Any], request: dict[str, Any]) -> bool:
+    """Whether this resource was created by this stack's resource from ``request`` (its members that force a
+    replacement): its request tag says so, or, for a type without tags, it echoes every such member."""
+    spec = req.spec
+    if spec.tags is not None:
+        return service.request_tag(spec, description) == req.digest(request)
+    wanted = specs.create_only(spec, request)
+    return all(description.get(member) == value for member, value in wanted.items() if member in description)
 
 
 def _locate(req: Request, physical_id: str) -> str | None:
-    """The ARN a physical id stands for: itself, or for a pending id the resource found by its name."""
+    """The handle a physical id stands for: itself, or for a pending id the resource found by its name."""
     if physical_id.startswith(PENDING_PREFIX):
         item = service.find_by_name(req.spec, req.region, physical_id[len(PENDING_PREFIX) :], req.desired)
-        return str(item[req.spec.arn_member]) if item is not None else None
+        return _handle(req.spec, req.desired or {}, item) if item is not None else None
     return physical_id if req.owns(physical_id) else None
 
 
@@ -217,17 +246,17 @@ def _raise_unless_transient(req: Request, error: Exception) -> None:
 def on_create(req: Request) -> dict[str, Any]:
     started = time.time()
     created = create(req)
-    if created.arn is None:
+    if created.handle is None:
         LOG.info("%s %s is not created yet (%s); is_complete tries again", req.spec.noun, req.name, created.why)
         return {"PhysicalResourceId": _pending(req), STARTED_AT: started, AWAIT: AWAIT_CREATED}
-    LOG.info("created %s %s", req.spec.noun, created.arn)
-    return {"PhysicalResourceId": created.arn, STARTED_AT: started, AWAIT: AWAIT_CREATED}
+    LOG.info("created %s %s", req.spec.noun, created.handle)
+    return {"PhysicalResourceId": created.handle, STARTED_AT: started, AWAIT: AWAIT_CREATED}
 
 
 def on_update(req: Request) -> dict[str, Any]:
     started = time.time()
     if not _is_ours(req, req.physical_id):
-        raise ResourceError(f"physical id {req.physical_id!r} is not an {req.spec.noun} ARN of this stack's account")
+        raise ResourceError(f"physical id {req.physical_id!r} is not an {req.spec.noun} of this stack's account")
     _discard_failed_attempt(req)
     try:
         decision = _decide_update(req)
@@ -241,20 +270,20 @@ def on_update(req: Request) -> dict[str, Any]:
 def _decide_update(req: Request) -> dict[str, Any]:
     """In place (AWAIT_UPDATED), or a replacement created or pending (AWAIT_CREATED, REPLACES)."""
     spec, physical_id = req.spec, req.physical_id
-    arn = _locate(req, physical_id)
-    current = service.read(spec, arn) if arn else None
+    handle = _locate(req, physical_id)
+    current = service.describe(spec, handle, req.desired) if handle else None
     changed = _replacing_changes(req, current)
     if not changed:
         return {"PhysicalResourceId": physical_id, AWAIT: AWAIT_UPDATED}
-    if current is not None and str(current.get(spec.name) or "") == req.name:
+    if current is not None and str(current.get(spec.described_name) or "") == req.name:
         raise ResourceError(
             f"the {spec.noun} must be replaced because {', '.join(changed)} changed, but its name {req.name!r} "
-            "did not: names are unique per account and CloudFormation deletes the old resource only after the "
-            "new one exists. Change `name` (or omit it to let the library derive one) and deploy again."
+            "did not: names are unique and CloudFormation deletes the old resource only after the new one "
+            "exists. Change `name` (or omit it to let the library derive one) and deploy again."
         )
     LOG.info("replacing %s %s (changed: %s)", spec.noun, physical_id, ", ".join(changed))
     created = create(req)
-    result: dict[str, Any] = {"PhysicalResourceId": created.arn or _pending(req), AWAIT: AWAIT_CREATED}
+    result: dict[str, Any] = {"PhysicalResourceId": created.handle or _pending(req), AWAIT: AWAIT_CREATED}
     if result["PhysicalResourceId"] != physical_id:
         result[REPLACES] = physical_id
     return result
@@ -263,15 +292,14 @@ def _decide_update(req: Request) -> dict[str, Any]:
 def _replacing_changes(req: Request, current: dict[str, Any] | None) -> list[str]:
     """The members whose change needs a new resource; empty when the resource already is what is asked.
 
-    Decided against the resource itself where it carries the request tag (an Update back during a
-    rollback then finds nothing to do), else by comparing the old and new properties.
+    Decided against the resource itself where it can tell (an Update back during a rollback then finds
+    nothing to replace), else by comparing the old and new properties.
     """
     spec, desired = req.spec, req.desired or {}
-    tag = service.request_tag(spec, current) if current is not None else None
-    if tag is not None:
-        if tag == req.digest():
-            return []
-        if req.previous is not None and tag == req.digest(req.previous):
+    if current is not None and (spec.tags is None or service.request_tag(spec, current) is not None):
+        if _made_from(req, current, desired):
+            return specs.unset_members(spec, req.previous or {}, desired)
+        if req.previous is not None and _made_from(req, current, req.previous):
             return specs.replacing_members(spec, req.previous, desired) or ["the request"]
         return ["the request"]
     if req.previous is None:
@@ -282,24 +310,26 @@ def _replacing_changes(req: Request, current: dict[str, Any] | None) -> list[str
 def _discard_failed_attempt(req: Request) -> None:
     """On an Update back: delete what the failed update may have created under the old (failed) properties.
 
-    Only a resource that is not the physical id, that is named as those properties name it, and that
-    carries their request digest: in a forward update, the old properties are the physical id's own.
+    Only a resource that is not the physical id, that is named as those properties name it, and that was
+    made from them: in a forward update, the old properties are the physical id's own.
     """
     spec, failed = req.spec, req.previous
-    if failed is None or spec.tags is None or failed.get(spec.name) == req.name:
+    if failed is None or spec.delete is None or failed.get(spec.name) == req.name:
         return
     try:
         region = req.home.region_for(spec, failed)
         item = service.find_by_name(spec, region, str(failed.get(spec.name)), failed)
-        if item is None or str(item[spec.arn_member]) == req.physical_id:
+        if item is None:
             return
-        arn = str(item[spec.arn_member])
-        description = service.read(spec, arn)
-        if description is None or service.request_tag(spec, description) != req.digest(failed):
+        handle = _handle(spec, failed, item)
+        if handle == req.physical_id:
             return
-        if str(description.get(spec.statuses.member)) not in spec.statuses.deleting:
-            _try_delete(spec, arn)
-        LOG.info("deleted %s %s, left by a failed update", spec.noun, arn)
+        description = service.describe(spec, handle, failed)
+        if description is None or not _made_from(req, description, failed):
+            return
+        if _status(spec, description) not in spec.statuses.deleting:
+            _try_delete(spec, handle)
+        LOG.info("deleted %s %s, left by a failed update", spec.noun, handle)
     except Exception as error:  # a best effort: the update itself goes on
         LOG.warning("could not discard what a failed update left: %s", service.error_message(error))
 
@@ -310,15 +340,14 @@ def on_delete(req: Request) -> dict[str, Any]:
     if not _is_ours(req, physical_id):
         if physical_id.startswith("arn:"):
             raise ResourceError(
-                f"physical id {physical_id!r} is not an {req.spec.noun} ARN of this stack's account; "
-                "refusing to delete it"
+                f"physical id {physical_id!r} is not an {req.spec.noun} of this stack's account; refusing to delete it"
             )
         LOG.info("physical id %s is not a resource (none was created); nothing to delete", physical_id)
         return result
     try:
-        arn = _locate(req, physical_id)
-        if arn is not None:
-            _try_delete(req.spec, arn)
+        handle = _locate(req, physical_id)
+        if handle is not None:
+            _try_delete(req.spec, handle)
     except _Conflict as conflict:
         LOG.info("%s cannot be deleted yet (%s); is_complete tries again", physical_id, conflict)
     except Exception as error:
@@ -330,20 +359,22 @@ class _Conflict(Exception):
     """The service refused the delete because a dependent resource still exists."""
 
 
-def _try_delete(spec: ResourceSpec, arn: str) -> None:
+def _try_delete(spec: ResourceSpec, handle: str) -> None:
     """Ask for deletion; an already-gone resource is fine. Raises _Conflict while a dependent resource exists."""
-    parsed = service.Arn.parse(arn)
+    if spec.delete is None:
+        LOG.info("%s %s stays: the API has no call that deletes one", spec.noun, handle)
+        return
     try:
-        service.call(spec.service, parsed.region if parsed else None, spec.delete, **{spec.arn_member: arn})
+        service.call(spec.service, service.region_of(handle), spec.delete, **service.key_params(spec, handle))
     except ClientError as error:
         code = service.error_code(error)
         if code == "ResourceNotFoundException":
-            LOG.info("%s %s is already gone", spec.noun, arn)
+            LOG.info("%s %s is already gone", spec.noun, handle)
             return
         if code == "ConflictException":
             raise _Conflict(service.error_message(error)) from None
         raise
-    LOG.info("deletion of %s %s requested", spec.noun, arn)
+    LOG.info("deletion of %s %s requested", spec.noun, handle)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -416,27 +447,35 @@ def _poll_created(req: Request) -> dict[str, Any]:
                 "its name stayed in use",
             )
         created = create(req)
-        if created.arn is None:
+        if created.handle is None:
             return _still_waiting(req, f"{spec.noun} {req.name!r} was never created: {created.why}")
-        LOG.info("created %s %s after waiting", spec.noun, created.arn)
-        arn = created.arn
+        LOG.info("created %s %s after waiting", spec.noun, created.handle)
+        handle = created.handle
     else:
-        arn = physical_id
-    description = service.read(spec, arn)
+        handle = physical_id
+    description = service.describe(spec, handle, req.desired)
     if description is None:
-        raise ResourceError(f"{spec.noun} {arn} does not exist (deleted outside CloudFormation?)")
-    status = str(description.get(spec.statuses.member))
-    LOG.info("%s %s is %s", spec.noun, arn, status)
+        raise ResourceError(f"{spec.noun} {handle} does not exist (deleted outside CloudFormation?)")
+    status = _status(spec, description)
+    LOG.info("%s %s is %s", spec.noun, handle, status or "created")
     creating = status in spec.statuses.creating
-    if status in spec.statuses.active or (creating and not req.control.wait_for_completion):
-        return {"IsComplete": True, "PhysicalResourceId": arn, "Data": properties.attributes(spec, description)}
+    if (
+        status in spec.statuses.active
+        or spec.statuses.member is None
+        or (creating and not req.control.wait_for_completion)
+    ):
+        if not _attached(req, handle, previous=None):
+            return _still_waiting(req, f"the {spec.noun}'s attachments changed meanwhile")
+        return {"IsComplete": True, "PhysicalResourceId": handle, "Data": properties.attributes(spec, description)}
     if status in spec.statuses.create_failed:
         details = description.get(spec.statuses.details) or {}
         code = f" ({details['statusCode']})" if details.get("statusCode") else ""
-        raise ResourceError(f"{spec.noun} {arn} failed: {status}{code}: {details.get('message') or 'no message'}")
+        raise ResourceError(f"{spec.noun} {handle} failed: {status}{code}: {details.get('message') or 'no message'}")
     if creating:
-        return _still_waiting(req, f"{spec.noun} {arn} is still {status}")
-    raise ResourceError(f"{spec.noun} {arn} is {status}: it is being deleted or failed to delete, it cannot be ready")
+        return _still_waiting(req, f"{spec.noun} {handle} is still {status}")
+    raise ResourceError(
+        f"{spec.noun} {handle} is {status}: it is being deleted or failed to delete, it cannot be ready"
+    )
 
 
 def _discard_failed_replacement(req: Request) -> None:
@@ -446,80 +485,153 @@ def _discard_failed_replacement(req: Request) -> None:
     if not replaced or physical_id == replaced:
         return
     try:
-        arn = _locate(req, physical_id)
-        if arn is not None and arn != replaced:
-            _try_delete(req.spec, arn)
-            LOG.info("deleted %s %s of the failed replacement; %s is unchanged", req.spec.noun, arn, replaced)
+        handle = _locate(req, physical_id)
+        if handle is not None and handle != replaced:
+            _try_delete(req.spec, handle)
+            LOG.info("deleted %s %s of the failed replacement; %s is unchanged", req.spec.noun, handle, replaced)
     except Exception as error:  # the Update back of the rollback tries again (_discard_failed_attempt)
         LOG.warning("could not delete the new resource of the failed replacement: %s", service.error_message(error))
 
 
 def _poll_updated(req: Request) -> dict[str, Any]:
-    """An Update that needed no new resource: apply the tag changes, then refresh the attributes."""
+    """An Update that needed no new resource: apply the in-place changes, then refresh the attributes."""
     spec = req.spec
-    arn = _locate(req, req.physical_id)
-    description = service.read(spec, arn) if arn else None
-    if description is None:
+    handle = _locate(req, req.physical_id)
+    description = service.describe(spec, handle, req.desired) if handle else None
+    if handle is None or description is None:
         # Deleted outside CloudFormation (the model owner may delete a job): nothing to update. Failing would
         # fail the rollback's Update back as well; the Status attribute says what happened.
         LOG.warning("%s %s no longer exists; the update changed nothing", spec.noun, req.physical_id)
-        missing = {spec.arn_member: arn or "", spec.name: req.name, spec.statuses.member: NOT_FOUND}
+        missing = {spec.arn_member: handle or "", spec.described_name: req.name, spec.statuses.member or "": NOT_FOUND}
         return {"IsComplete": True, "Data": properties.attributes(spec, missing)}
-    if spec.tags is not None and arn is not None:
-        old_tags = (req.previous or {}).get(spec.tags) or {}
-        new_tags = (req.desired or {}).get(spec.tags) or {}
-        if old_tags != new_tags:
-            _retag(req, arn, old_tags, new_tags)
-            description = service.read(spec, arn) or description
+    changed = _update_in_place(req, handle)
+    changed |= _retag(req, handle)
+    if not _attached(req, handle, previous=req.previous):
+        return _still_waiting(req, f"the {spec.noun}'s attachments changed meanwhile")
+    if changed:
+        description = service.describe(spec, handle, req.desired) or description
     return {"IsComplete": True, "Data": properties.attributes(spec, description)}
 
 
-def _retag(req: Request, arn: str, old: dict[str, str], new: dict[str, str]) -> None:
-    spec, parsed = req.spec, service.Arn.parse(arn)
-    region = parsed.region if parsed else None
+def _update_in_place(req: Request, handle: str) -> bool:
+    """The ``update`` call with the members whose value changed (the new properties' values)."""
+    spec, desired, previous = req.spec, req.desired or {}, req.previous or {}
+    if spec.update is None:
+        return False
+    params = {
+        param: desired[member]
+        for member, param in spec.update.members
+        if desired.get(member) != previous.get(member) and member in desired
+    }
+    if not params:
+        return False
+    service.call(
+        spec.service, service.region_of(handle), spec.update.operation, **service.key_params(spec, handle), **params
+    )
+    LOG.info("%s %s updated in place: %s", spec.noun, handle, ", ".join(sorted(params)))
+    return True
+
+
+def _retag(req: Request, handle: str) -> bool:
+    spec = req.spec
+    if spec.tags is None:
+        return False
+    old = (req.previous or {}).get(spec.tags) or {}
+    new = (req.desired or {}).get(spec.tags) or {}
     removed = sorted(set(old) - set(new))
     changed = {k: v for k, v in new.items() if old.get(k) != v}
+    region = service.region_of(handle)
     if removed:
-        service.call(spec.service, region, "UntagResource", resourceArn=arn, tagKeys=removed)
+        service.call(spec.service, region, "UntagResource", resourceArn=handle, tagKeys=removed)
     if changed:
-        service.call(spec.service, region, "TagResource", resourceArn=arn, tags=changed)
-    LOG.info("tags of %s updated: %d set, %d removed", arn, len(changed), len(removed))
+        service.call(spec.service, region, "TagResource", resourceArn=handle, tags=changed)
+    if removed or changed:
+        LOG.info("tags of %s updated: %d set, %d removed", handle, len(changed), len(removed))
+    return bool(removed or changed)
+
+
+def _attached(req: Request, handle: str, previous: dict[str, Any] | None) -> bool:
+    """Make each attachment (a resource policy) what the properties say; False when it changed meanwhile (its hash
+    no longer matched: another writer), so the next poll reads it again."""
+    spec, desired = req.spec, req.desired or {}
+    region = service.region_of(handle)
+    for attachment in spec.attachments:
+        wanted = desired.get(attachment.member)
+        if wanted is None:
+            if previous is not None and previous.get(attachment.member) is not None:
+                try:
+                    service.call(spec.service, region, attachment.delete, **{attachment.key: handle})
+                except ClientError as error:
+                    if service.error_code(error) != "ResourceNotFoundException":
+                        raise
+                LOG.info("%s of %s deleted", attachment.member, handle)
+            continue
+        text = str(wanted).replace(SELF_ARN, handle)
+        try:
+            current = service.call(spec.service, region, attachment.get, **{attachment.key: handle})
+        except ClientError as error:
+            if service.error_code(error) != "ResourceNotFoundException":
+                raise
+            current = None
+        params: dict[str, Any] = {attachment.key: handle, attachment.member: text}
+        if current is not None:
+            if _same_json(current.get(attachment.member), text):
+                continue
+            params[attachment.previous_hash] = current.get(attachment.hash)
+        else:
+            params[attachment.existence] = "POLICY_MUST_NOT_EXIST"
+        try:
+            service.call(spec.service, region, attachment.put, **params)
+        except ClientError as error:
+            if service.error_code(error) == "ConflictException":
+                LOG.warning("%s of %s changed meanwhile; reading it again", attachment.member, handle)
+                return False
+            raise
+        LOG.info("%s of %s set", attachment.member, handle)
+    return True
+
+
+def _same_json(a: Any, b: str) -> bool:
+    try:
+        return bool(json.loads(a) == json.loads(b)) if isinstance(a, str) else False
+    except ValueError:
+        return bool(a == b)
 
 
 def _poll_deleted(req: Request) -> dict[str, Any]:
     """Complete when the resource is gone (or, without waiting, once its deletion was accepted)."""
     spec, physical_id = req.spec, req.physical_id
-    if not _is_ours(req, physical_id):
+    if not _is_ours(req, physical_id) or spec.delete is None:
         return {"IsComplete": True}
-    arn = _locate(req, physical_id)
-    description = service.read(spec, arn) if arn else None
-    if arn is None or description is None:
-        LOG.info("%s %s is gone", spec.noun, arn or physical_id)
+    handle = _locate(req, physical_id)
+    description = service.describe(spec, handle, req.desired) if handle else None
+    if handle is None or description is None:
+        LOG.info("%s %s is gone", spec.noun, handle or physical_id)
         return {"IsComplete": True}
-    status = str(description.get(spec.statuses.member))
-    LOG.info("%s %s is %s", spec.noun, arn, status)
+    status = _status(spec, description)
+    LOG.info("%s %s is %s", spec.noun, handle, status or "still there")
     if status in spec.statuses.delete_failed:
         details = description.get(spec.statuses.details) or {}
-        raise ResourceError(f"deleting {spec.noun} {arn} failed: {status}: {details.get('message') or 'no message'}")
+        raise ResourceError(f"deleting {spec.noun} {handle} failed: {status}: {details.get('message') or 'no message'}")
     if status not in spec.statuses.deleting:
         try:
-            _try_delete(spec, arn)
+            _try_delete(spec, handle)
         except _Conflict as conflict:
-            return _blocked(req, arn, str(conflict))
+            return _blocked(req, handle, str(conflict))
     if not req.control.wait_for_completion:
         return {"IsComplete": True}
-    return _still_waiting(req, f"{spec.noun} {arn} is still {status}")
+    return _still_waiting(req, f"{spec.noun} {handle} is still {status or 'there'}")
 
 
-def _blocked(req: Request, arn: str, message: str) -> dict[str, Any]:
+def _blocked(req: Request, handle: str, message: str) -> dict[str, Any]:
     """A delete refused while a dependent resource exists: retried for DELETE_CONFLICT_SECONDS, then a clear error."""
     bound = min(DELETE_CONFLICT_SECONDS, req.control.timeout_seconds)
     elapsed = _elapsed(req)
     if elapsed >= bound:
         raise ResourceError(
-            f"{req.spec.noun} {arn} cannot be deleted: the service answered {message} for {elapsed:.0f} s. "
-            "A resource that depends on it still exists (for a job: an audience export job in progress); "
-            "delete that first, then delete the stack again."
+            f"{req.spec.noun} {handle} cannot be deleted: the service answered {message} for {elapsed:.0f} s. "
+            f"A resource that depends on it still exists ({req.spec.dependents}); delete that first, then delete "
+            "the stack again."
         )
-    LOG.info("%s %s cannot be deleted yet (%s); trying again", req.spec.noun, arn, message)
+    LOG.info("%s %s cannot be deleted yet (%s); trying again", req.spec.noun, handle, message)
     return {"IsComplete": False}

@@ -65,7 +65,8 @@ def _checked(event: Any) -> tuple[str, str, ResourceSpec, service.Home]:
 def _decoded(spec: ResourceSpec, event: dict[str, Any], key: str) -> tuple[dict[str, Any], properties.Control]:
     """The typed request with its name, and the control properties, of ``event[key]``."""
     raw, control = properties.split(event.get(key))
-    request = properties.decode_request(spec, raw, service.input_shape(spec.service, spec.create))
+    attached = {a.member: service.input_shape(spec.service, a.put).members[a.member] for a in spec.attachments}
+    request = properties.decode_request(spec, raw, service.input_shape(spec.service, spec.create), attached)
     name_max = int(service.input_shape(spec.service, spec.create).members[spec.name].metadata.get("max", 63))
     return (
         properties.with_name(spec, request, control, str(event["StackId"]), str(event["LogicalResourceId"]), name_max),

@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+import specs
 from specs import CLOUDFORMATION_LIMIT_SECONDS, MAX_TIMEOUT_SECONDS, REQUEST_TAG, ResourceSpec
 
 import model_rules
@@ -79,18 +80,26 @@ def _flag(value: Any, name: str) -> bool:
     raise PropertyError(f"{name} must be true or false")
 
 
-def decode_request(spec: ResourceSpec, raw: dict[str, Any], shape: Any) -> dict[str, Any]:
+def decode_request(
+    spec: ResourceSpec, raw: dict[str, Any], shape: Any, attached: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """The typed request, checked against every rule the model and the documentation state.
 
-    Raises PropertyError naming each offending property (values the model marks sensitive are
-    not repeated in the message). The name may still be missing: ``with_name`` adds it.
+    ``attached``: the members that are not the create call's but an attachment's (a resource policy), with the
+    shape of the call that sets them. Raises PropertyError naming each offending property (values the model
+    marks sensitive are not repeated in the message). The name may still be missing: ``with_name`` adds it.
     """
+    attached = attached or {}
     try:
-        request: dict[str, Any] = model_rules.decode(raw, shape)
+        request: dict[str, Any] = model_rules.decode({k: v for k, v in raw.items() if k not in attached}, shape)
+        extra = {k: model_rules.decode(v, attached[k], k) for k, v in raw.items() if k in attached}
     except model_rules.DecodeError as error:
         raise PropertyError(str(error)) from None
     checked = request if spec.name in request else {**request, spec.name: "placeholder"}
     problems = model_rules.check(checked, shape) + model_rules.documented_rules(spec.type_name, request)
+    for member, value in extra.items():
+        problems += model_rules.check(value, attached[member], member)
+    request.update(extra)
     if problems:
         lines = [
             f"property {p.path} ({model_rules.python_name(p.path)}) = {model_rules.shorten(p.value)}: {p.rule}"
@@ -121,7 +130,7 @@ def with_name(
         return request
     if control.name_prefix is None:
         raise PropertyError(f"the properties need either {spec.name} or {NAME_PREFIX}")
-    digest = _digest([stack_id, logical_id, _without(request, spec.name, spec.tags)])[:_DIGEST_LENGTH]
+    digest = _digest([stack_id, logical_id, _without(specs.create_only(spec, request), spec.name)])[:_DIGEST_LENGTH]
     prefix = _NAME_CHARS.sub("-", control.name_prefix).strip("-")
     room = max_length - _DIGEST_LENGTH - 1
     if len(prefix) > room:
@@ -130,8 +139,9 @@ def with_name(
 
 
 def request_digest(spec: ResourceSpec, request: Mapping[str, Any], stack_id: str, logical_id: str) -> str:
-    """The value of the REQUEST_TAG a resource started from ``request`` by this stack's resource carries."""
-    return _digest([stack_id, logical_id, _without(request, spec.tags)])
+    """The value of the REQUEST_TAG a resource created from ``request`` by this stack's resource carries: the
+    digest of the members that force a new resource (an in-place change leaves it true)."""
+    return _digest([stack_id, logical_id, specs.create_only(spec, dict(request))])
 
 
 def _digest(value: Any) -> str:

@@ -42,11 +42,13 @@ TRANSIENT_CODES = frozenset(
 
 _ARN = re.compile(
     r"arn:(?P<partition>aws[-a-z]*):(?P<service>[-a-z0-9]+):(?P<region>[-a-z0-9]*):(?P<account>[0-9]{12}):"
-    r"(?P<resource>[-a-z]+)/(?P<id>[-a-zA-Z0-9_/.]+)"
+    r"(?P<resource>.+)"
 )
 _STACK_ARN = re.compile(
     r"arn:(?P<partition>aws[-a-z]*):cloudformation:(?P<region>[-a-z0-9]+):(?P<account>[0-9]{12}):stack/.+"
 )
+#: The separator of a compound physical id (``<parent ARN>|<name>``), as Cloud Control writes one.
+COMPOUND = "|"
 #: The IAM prefix of the cleanroomsml client's service (ARNs and actions say ``cleanrooms-ml``).
 ARN_SERVICE = {"cleanroomsml": "cleanrooms-ml", "cleanrooms": "cleanrooms"}
 
@@ -127,12 +129,16 @@ class Arn(NamedTuple):
     region: str
     account: str
     resource: str
-    id: str
 
     @staticmethod
     def parse(value: Any) -> Arn | None:
         match = _ARN.fullmatch(value) if isinstance(value, str) else None
         return Arn(**match.groupdict()) if match else None
+
+
+def region_of(arn: str) -> str | None:
+    parsed = Arn.parse(arn)
+    return parsed.region if parsed is not None and parsed.region else None
 
 
 class Home(NamedTuple):
@@ -150,28 +156,50 @@ class Home(NamedTuple):
         return Home(match["partition"], match["region"], match["account"])
 
     def owns(self, spec: ResourceSpec, physical_id: str, region: str | None) -> bool:
-        """Whether ``physical_id`` is an ARN of a resource of this type in the stack's partition and account, and
-        in ``region`` (where the request says the resource lives: a job lives in its model's region; None when
-        the request is unknown, e.g. a Delete whose properties no longer decode)."""
-        arn = Arn.parse(physical_id)
+        """Whether ``physical_id`` names a resource of this type in the stack's partition and account, and in
+        ``region`` (where the request says the resource lives: a job lives in its model's region; None when
+        the request is unknown, e.g. a Delete whose properties no longer decode). A compound id
+        (``<parent ARN>|<name>``) is judged by its parent ARN."""
+        arn = Arn.parse(physical_id.split(COMPOUND, 1)[0] if spec.physical_id != "arn" else physical_id)
+        if spec.physical_id != "arn" and COMPOUND not in physical_id:
+            return False
         return (
             arn is not None
             and arn.service == ARN_SERVICE.get(spec.service, spec.service)
-            and arn.resource == spec.arn_resource
+            and re.fullmatch(spec.arn_resource, arn.resource) is not None
             and (arn.partition, arn.account) == (self.partition, self.account)
             and (region is None or arn.region == region)
         )
 
     def region_for(self, spec: ResourceSpec, request: dict[str, Any] | None) -> str:
         """The region a resource of this request lives in: the region of its ``region_from`` ARN, or the stack's."""
-        source = Arn.parse((request or {}).get(spec.region_from)) if spec.region_from else None
-        return source.region if source is not None and source.region else self.region
+        source = region_of((request or {}).get(spec.region_from, "")) if spec.region_from else None
+        return source or self.region
+
+
+def dig(value: Any, path: str) -> Any:
+    """The member at a dotted ``path`` ("" for the value itself); None where a level is missing."""
+    for part in path.split(".") if path else ():
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def key_params(spec: ResourceSpec, arn: str) -> dict[str, str]:
+    """The parameters that name the resource in read/update/delete calls: its ARN, or its ARN's parts."""
+    if spec.key is not None:
+        return {spec.key: arn}
+    parsed = Arn.parse(arn)
+    match = re.fullmatch(spec.arn_resource, parsed.resource) if parsed is not None else None
+    if match is None:
+        raise ValueError(f"{arn!r} is not an ARN of a {spec.noun}")
+    return dict(match.groupdict())
 
 
 def find_by_name(spec: ResourceSpec, region: str, name: str, request: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The list item of the resource called ``name`` (names are unique per account), or None. Read-only.
+    """The list item of the resource called ``name`` (names are unique per account, or per parent), or None.
 
     Narrowed by the request's filter members (a job's configured audience model) so the listing stays short.
+    Read-only.
     """
     params: dict[str, Any] = {"maxResults": 100}
     for member in spec.find.filters:
@@ -180,22 +208,29 @@ def find_by_name(spec: ResourceSpec, region: str, name: str, request: dict[str, 
     while True:
         page = call(spec.service, region, spec.find.operation, **params)
         for item in page.get(spec.find.items, []):
-            if item.get(spec.name) == name:
+            if item.get(spec.described_name) == name:
                 return dict(item)
         if not page.get("nextToken"):
             return None
         params["nextToken"] = page["nextToken"]
 
 
-def read(spec: ResourceSpec, arn: str) -> dict[str, Any] | None:
-    """The resource's description, or None when it does not exist (any more)."""
-    parsed = Arn.parse(arn)
+def describe(spec: ResourceSpec, handle: str, request: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The resource's description, or None when it does not exist (any more).
+
+    ``handle`` is its ARN, or for a type without a read call its compound id (found through its listing).
+    """
+    if spec.read is None:
+        parent, _, name = handle.partition(COMPOUND)
+        return find_by_name(spec, region_of(parent) or "", name, {**(request or {}), spec.physical_id: parent})
     try:
-        return call(spec.service, parsed.region if parsed else None, spec.read, **{spec.arn_member: arn})
+        answer = call(spec.service, region_of(handle), spec.read, **key_params(spec, handle))
     except ClientError as error:
         if error_code(error) == "ResourceNotFoundException":
             return None
         raise
+    description = dig(answer, spec.described)
+    return dict(description) if isinstance(description, dict) else None
 
 
 def request_tag(spec: ResourceSpec, description: dict[str, Any]) -> str | None:
@@ -205,7 +240,6 @@ def request_tag(spec: ResourceSpec, description: dict[str, Any]) -> str | None:
     tags = description.get(spec.tags)
     if not isinstance(tags, dict):
         arn = str(description.get(spec.arn_member, ""))
-        parsed = Arn.parse(arn)
-        tags = call(spec.service, parsed.region if parsed else None, "ListTagsForResource", resourceArn=arn).get("tags")
+        tags = call(spec.service, region_of(arn), "ListTagsForResource", resourceArn=arn).get("tags")
     value = (tags or {}).get(REQUEST_TAG)
     return str(value) if value is not None else None

@@ -1,10 +1,12 @@
 """What each custom resource type of this library is, as data: the engine (``engine.py``) never names a type.
 
-A spec says which API operations create, read, find, update and delete the resource, which member
-identifies it and which holds its status, which members change in place (every other member needs a
-new resource), whether it carries tags, and which quota errors are waited out. The vocabulary follows
-the CloudFormation resource schema (primary identifier, create-only properties, tagging) and botocore's
-waiters (status values that mean success, failure or retry).
+A spec says which API operations create, read, find, update and delete the resource, how its ARN
+names it in those calls, which member holds its status and what the values mean, which members
+change in place (every other member needs a new resource), whether it carries tags, what else is
+attached to it (a resource policy), and which quota errors are waited out. The vocabulary follows the
+CloudFormation resource schema (primary identifier, create-only properties, tagging) and botocore's
+waiters (status values that mean success, failure or retry). Where an API has a gap (no Get, no Delete,
+a create call that answers nothing), the spec says so in one visible line.
 
 Standard library only: the handler loads it at cold start and the construct library reads the same
 declarations at synth time.
@@ -12,22 +14,24 @@ declarations at synth time.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 
 class Find(NamedTuple):
     """How a resource is found again by its unique name: a List operation, narrowed by request members."""
 
     operation: str
+    #: Where the list items are in each page.
     items: str
+    #: Request members passed to the List call as they are (a job's model, an export's generation job).
     filters: tuple[str, ...] = ()
 
 
 class Statuses(NamedTuple):
     """The status member and what its values mean (botocore waiter acceptors, as sets)."""
 
-    member: str = "status"
+    #: None: the resource has no status; it is ready once created.
+    member: str | None = "status"
     creating: frozenset[str] = frozenset({"CREATE_PENDING", "CREATE_IN_PROGRESS"})
     active: frozenset[str] = frozenset({"ACTIVE"})
     create_failed: frozenset[str] = frozenset({"CREATE_FAILED"})
@@ -35,6 +39,37 @@ class Statuses(NamedTuple):
     delete_failed: frozenset[str] = frozenset({"DELETE_FAILED"})
     #: Where the service explains a failure: ``{statusCode, message}``.
     details: str = "statusDetails"
+
+
+class Update(NamedTuple):
+    """The call that changes members in place (PATCH semantics: only the members given change)."""
+
+    operation: str
+    #: Request member -> the Update call's parameter for it.
+    members: tuple[tuple[str, str], ...]
+
+
+class Attachment(NamedTuple):
+    """Something kept beside the resource through calls of its own: a resource policy, say.
+
+    Its value is a request member of the custom resource (the Put call's own member name), which the
+    create call does not take; ``SELF_ARN`` in it stands for the resource's ARN, known only once created.
+    """
+
+    member: str
+    put: str
+    get: str
+    delete: str
+    #: The parameter of these calls that names the resource (its ARN).
+    key: str
+    #: The Get/Put answer's hash of the current value, and the Put parameters for a safe concurrent update.
+    hash: str
+    previous_hash: str
+    existence: str
+
+
+#: In an attachment (a resource policy), the ARN of the resource it belongs to.
+SELF_ARN = "${cdk-cleanrooms-ml:self-arn}"
 
 
 class ResourceSpec(NamedTuple):
@@ -46,31 +81,49 @@ class ResourceSpec(NamedTuple):
     noun: str
     #: The boto3 client name.
     service: str
-    #: The resource segment of its ARN (``arn:...:<service>:<region>:<account>:<arn_resource>/<id>``).
+    #: The resource part of its ARN (``arn:<p>:<service>:<region>:<account>:<this>``), a regular expression
+    #: whose named groups, if any, are the read/update/delete calls' parameters.
     arn_resource: str
     #: The operation that creates (or starts) one.
     create: str
-    #: The member holding the ARN: in the create response, in reads and in list items.
+    #: Where the create call's answer holds the ARN (dotted path); None: it answers nothing, and the resource is
+    #: found by its name (an audience export job).
+    created_arn: str | None
+    #: The member holding the ARN in a read's description and in a list item.
     arn_member: str
-    #: The operations that read and delete one by its ARN (``arn_member`` is their input).
-    read: str
-    delete: str
+    #: The operation that reads one (None: none exists; the resource is read through ``find``).
+    read: str | None
+    #: Where the read's answer holds the description (dotted path; "" for the whole answer).
+    described: str
+    #: The parameter of read/update/delete/tag calls that takes the ARN (None: the ARN's named groups).
+    key: str | None
+    #: The operation that deletes one (None: none exists; a Delete makes no call).
+    delete: str | None
     find: Find
-    #: Members that change without a new resource (anything else forces a replacement).
+    #: Members that change without a new resource: tags, and those ``update`` takes.
     in_place: frozenset[str]
+    update: Update | None = None
     statuses: Statuses = Statuses()
     #: The request member holding the resource's user tags (None: the type has no tags).
     tags: str | None = "tags"
-    #: The member holding the resource's name (unique per account).
+    #: The request member holding the resource's name (unique per account, or per parent).
     name: str = "name"
+    #: The description's member holding the name.
+    described_name: str = "name"
     #: ``ServiceQuotaExceededException`` quota names (lower case fragments) that are waited out: a slot frees
     #: up as other resources finish. Any other quota fails at once with the service's message.
-    waited_quotas: tuple[str, ...] = ("pending or in progress",)
+    waited_quotas: tuple[str, ...] = ()
     #: The request member whose ARN names the region the resource lives in (None: the stack's region).
     region_from: str | None = None
     #: The request member (dotted path) holding a role the service assumes: creating needs iam:PassRole on it.
     passed_role: str | None = None
-    #: The GetAtt attributes, each from a member of a read (dotted path); missing members read as "".
+    #: The physical id: "arn", or the request member whose value it is joined to with "|" and the name (an
+    #: export has no ARN: "<generation job ARN>|<name>").
+    physical_id: str = "arn"
+    attachments: tuple[Attachment, ...] = ()
+    #: What may still depend on it when a delete is refused with ConflictException (for the message).
+    dependents: str = "a resource that depends on it"
+    #: The GetAtt attributes, each from a member of the description (dotted path); missing members read as "".
     attributes: tuple[tuple[str, str], ...] = ()
 
 
@@ -78,17 +131,24 @@ AUDIENCE_GENERATION_JOB = ResourceSpec(
     type_name="Custom::CleanRoomsMlAudienceGenerationJob",
     noun="audience generation job",
     service="cleanroomsml",
-    arn_resource="audience-generation-job",
+    arn_resource=r"audience-generation-job/[-a-zA-Z0-9_/.]+",
     create="StartAudienceGenerationJob",
+    created_arn="audienceGenerationJobArn",
     arn_member="audienceGenerationJobArn",
     read="GetAudienceGenerationJob",
+    described="",
+    key="audienceGenerationJobArn",
     delete="DeleteAudienceGenerationJob",
     find=Find(
-        "ListAudienceGenerationJobs", "audienceGenerationJobs", ("configuredAudienceModelArn", "collaborationId")
+        "ListAudienceGenerationJobs",
+        "audienceGenerationJobs",
+        filters=("configuredAudienceModelArn", "collaborationId"),
     ),
     in_place=frozenset({"tags"}),
+    waited_quotas=("pending or in progress",),
     region_from="configuredAudienceModelArn",
     passed_role="seedAudience.roleArn",
+    dependents="an audience export job in progress",
     attributes=(
         ("AudienceGenerationJobArn", "audienceGenerationJobArn"),
         ("Name", "name"),
@@ -98,8 +158,138 @@ AUDIENCE_GENERATION_JOB = ResourceSpec(
     ),
 )
 
+#: StartAudienceExportJob answers nothing and there is no Get and no Delete: an export is found through
+#: ListAudienceExportJobs (by its generation job and its unique name), and a Delete makes no call.
+AUDIENCE_EXPORT_JOB = ResourceSpec(
+    type_name="Custom::CleanRoomsMlAudienceExportJob",
+    noun="audience export job",
+    service="cleanroomsml",
+    arn_resource=r"audience-generation-job/[-a-zA-Z0-9_/.]+",
+    create="StartAudienceExportJob",
+    created_arn=None,
+    arn_member="audienceGenerationJobArn",
+    read=None,
+    described="",
+    key=None,
+    delete=None,
+    find=Find("ListAudienceExportJobs", "audienceExportJobs", filters=("audienceGenerationJobArn",)),
+    in_place=frozenset(),
+    statuses=Statuses(deleting=frozenset(), delete_failed=frozenset()),
+    tags=None,
+    waited_quotas=("pending or in progress",),
+    region_from="audienceGenerationJobArn",
+    physical_id="audienceGenerationJobArn",
+    attributes=(
+        ("AudienceGenerationJobArn", "audienceGenerationJobArn"),
+        ("Name", "name"),
+        ("Status", "status"),
+        ("OutputLocation", "outputLocation"),
+    ),
+)
+
+CONFIGURED_AUDIENCE_MODEL = ResourceSpec(
+    type_name="Custom::CleanRoomsMlConfiguredAudienceModel",
+    noun="configured audience model",
+    service="cleanroomsml",
+    arn_resource=r"configured-audience-model/[-a-zA-Z0-9_/.]+",
+    create="CreateConfiguredAudienceModel",
+    created_arn="configuredAudienceModelArn",
+    arn_member="configuredAudienceModelArn",
+    read="GetConfiguredAudienceModel",
+    described="",
+    key="configuredAudienceModelArn",
+    delete="DeleteConfiguredAudienceModel",
+    find=Find("ListConfiguredAudienceModels", "configuredAudienceModels"),
+    in_place=frozenset(
+        {
+            "tags",
+            "outputConfig",
+            "audienceModelArn",
+            "sharedAudienceMetrics",
+            "minMatchingSeedSize",
+            "audienceSizeConfig",
+            "description",
+            "configuredAudienceModelPolicy",
+        }
+    ),
+    update=Update(
+        "UpdateConfiguredAudienceModel",
+        (
+            ("outputConfig", "outputConfig"),
+            ("audienceModelArn", "audienceModelArn"),
+            ("sharedAudienceMetrics", "sharedAudienceMetrics"),
+            ("minMatchingSeedSize", "minMatchingSeedSize"),
+            ("audienceSizeConfig", "audienceSizeConfig"),
+            ("description", "description"),
+        ),
+    ),
+    statuses=Statuses(creating=frozenset(), create_failed=frozenset(), deleting=frozenset(), delete_failed=frozenset()),
+    passed_role="outputConfig.roleArn",
+    attachments=(
+        Attachment(
+            member="configuredAudienceModelPolicy",
+            put="PutConfiguredAudienceModelPolicy",
+            get="GetConfiguredAudienceModelPolicy",
+            delete="DeleteConfiguredAudienceModelPolicy",
+            key="configuredAudienceModelArn",
+            hash="policyHash",
+            previous_hash="previousPolicyHash",
+            existence="policyExistenceCondition",
+        ),
+    ),
+    dependents="an audience generation job that uses it (a job of another account included)",
+    attributes=(
+        ("ConfiguredAudienceModelArn", "configuredAudienceModelArn"),
+        ("Name", "name"),
+        ("Status", "status"),
+    ),
+)
+
+CONFIGURED_AUDIENCE_MODEL_ASSOCIATION = ResourceSpec(
+    type_name="Custom::CleanRoomsMlConfiguredAudienceModelAssociation",
+    noun="configured audience model association",
+    service="cleanrooms",
+    arn_resource=(
+        r"membership/(?P<membershipIdentifier>[-a-z0-9]+)/configuredaudiencemodelassociation/"
+        r"(?P<configuredAudienceModelAssociationIdentifier>[-a-z0-9]+)"
+    ),
+    create="CreateConfiguredAudienceModelAssociation",
+    created_arn="configuredAudienceModelAssociation.arn",
+    arn_member="arn",
+    read="GetConfiguredAudienceModelAssociation",
+    described="configuredAudienceModelAssociation",
+    key=None,
+    delete="DeleteConfiguredAudienceModelAssociation",
+    find=Find(
+        "ListConfiguredAudienceModelAssociations",
+        "configuredAudienceModelAssociationSummaries",
+        filters=("membershipIdentifier",),
+    ),
+    in_place=frozenset({"tags", "configuredAudienceModelAssociationName", "description"}),
+    update=Update(
+        "UpdateConfiguredAudienceModelAssociation",
+        (("configuredAudienceModelAssociationName", "name"), ("description", "description")),
+    ),
+    statuses=Statuses(member=None),
+    name="configuredAudienceModelAssociationName",
+    attributes=(
+        ("ConfiguredAudienceModelAssociationArn", "arn"),
+        ("ConfiguredAudienceModelAssociationId", "id"),
+        ("Name", "name"),
+        ("CollaborationId", "collaborationId"),
+    ),
+)
+
 #: Every type the provider serves, by CloudFormation type.
-SPECS: dict[str, ResourceSpec] = {spec.type_name: spec for spec in (AUDIENCE_GENERATION_JOB,)}
+SPECS: dict[str, ResourceSpec] = {
+    spec.type_name: spec
+    for spec in (
+        AUDIENCE_GENERATION_JOB,
+        AUDIENCE_EXPORT_JOB,
+        CONFIGURED_AUDIENCE_MODEL,
+        CONFIGURED_AUDIENCE_MODEL_ASSOCIATION,
+    )
+}
 
 # --------------------------------------------------------------------------------------------------
 # Limits of the custom-resource protocol, checked at synth by the constructs and at deploy by the handler.
@@ -118,15 +308,28 @@ EVENT_OVERHEAD_BYTES = 8_192
 #: The largest properties (JSON) a resource may have: an Update event carries the old and the new ones.
 MAX_PROPERTIES_BYTES = (STEP_FUNCTIONS_INPUT_LIMIT - EVENT_OVERHEAD_BYTES) // 2
 
-#: The tag the handler puts on every resource it creates: a digest of the stack, the logical id and the
-#: request (without tags). It proves that a resource found by name was started from this very request,
-#: whatever the service echoes of it (SQL parameters are not echoed).
+#: The tag the handler puts on every resource it creates that takes tags: a digest of the stack, the logical
+#: id and the members that force a new resource. It proves that a resource found by name was created from
+#: this very request, whatever the service echoes of it (SQL parameters are not echoed).
 REQUEST_TAG = "cdk-cleanrooms-ml:request-digest"
 #: Tag keys with this prefix belong to the library; users may not set them.
 RESERVED_TAG_PREFIX = "cdk-cleanrooms-ml:"
 
 
-def replacing_members(spec: ResourceSpec, old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    """The members whose change needs a new resource, sorted."""
+def replacing_members(spec: ResourceSpec, old: dict[str, object], new: dict[str, object]) -> list[str]:
+    """The members whose change needs a new resource, sorted: any but ``in_place``, and an ``update`` member
+    that was set and is now absent (an update can change a member, not unset it)."""
     names = (set(old) | set(new)) - spec.in_place
-    return sorted(name for name in names if old.get(name) != new.get(name))
+    changed = {name for name in names if old.get(name) != new.get(name)}
+    return sorted(changed | set(unset_members(spec, old, new)))
+
+
+def unset_members(spec: ResourceSpec, old: dict[str, object], new: dict[str, object]) -> list[str]:
+    """The ``update`` members set in ``old`` and absent from ``new``: only a new resource can unset them."""
+    updatable = [member for member, _param in (spec.update.members if spec.update else ())]
+    return sorted(member for member in updatable if old.get(member) is not None and new.get(member) is None)
+
+
+def create_only(spec: ResourceSpec, request: dict[str, object]) -> dict[str, object]:
+    """The members of ``request`` whose change needs a new resource (what names and request tags cover)."""
+    return {k: v for k, v in request.items() if k not in spec.in_place}

@@ -76,7 +76,7 @@ REGION = "us-east-1"
 
 JOB_TYPE = "Custom::CleanRoomsMlAudienceGenerationJob"
 #: The operations this endpoint serves: those of the shipped model (the handler's).
-OPERATIONS = tuple(operation_names())
+OPERATIONS: tuple[str, ...] = ()  # set below the class: the shipped model's operations this endpoint implements
 #: The quota a pending-or-in-progress job counts against (the name the service gives it).
 PENDING_QUOTA = "Audience generation jobs pending or in progress"
 
@@ -724,6 +724,9 @@ class Endpoint:
 
     def _op_ListTagsForResource(self, params: dict[str, Any]) -> dict[str, Any]:
         return {"tags": dict(self._job_or_404(params["resourceArn"]).tags)}
+
+
+OPERATIONS = tuple(op for op in operation_names() if hasattr(Endpoint, f"_op_{op}"))
 
 
 def _by_name(scripted: dict[str, Any], name: str, default: Any) -> Any:
