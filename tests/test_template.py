@@ -106,7 +106,7 @@ def test_handler_role_is_least_privilege() -> None:
         "cleanrooms-ml:UntagResource",
         "cleanrooms-ml:ListTagsForResource",
     }
-    pass_role = statements["PassSeedRolesToCleanRoomsMl"]
+    pass_role = statements["PassRolesToCleanRoomsMl"]
     assert pass_role["Action"] == "iam:PassRole"
     assert pass_role["Resource"] == {"Fn::GetAtt": [scope.get_logical_id(role.node.default_child), "Arn"]}
     assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "cleanrooms-ml.amazonaws.com"}}
@@ -126,7 +126,7 @@ def test_pass_role_lists_every_seed_role_once() -> None:
     job(scope, "B", seed_audience=s3_seed("arn:aws:iam::111122223333:role/two"))
     job(scope, "C", seed_audience=s3_seed("arn:aws:iam::111122223333:role/one"))
     statements = {s["Sid"]: s for s in _handler_policy(scope)}
-    assert sorted(statements["PassSeedRolesToCleanRoomsMl"]["Resource"]) == [
+    assert sorted(statements["PassRolesToCleanRoomsMl"]["Resource"]) == [
         "arn:aws:iam::111122223333:role/one",
         "arn:aws:iam::111122223333:role/two",
     ]

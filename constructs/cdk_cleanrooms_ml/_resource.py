@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import re
 import weakref
-from typing import Any
+from typing import Any, NamedTuple
 
-from aws_cdk import CfnDeletionPolicy, CfnResource, RemovalPolicy, Stack
+import jsii
+from aws_cdk import CfnDeletionPolicy, CfnResource, Duration, RemovalPolicy, Stack, TagManager, TagType
 
-from constructs import Construct
+from constructs import Construct, IValidation
 
 from . import validation
 from .service_model import specs
@@ -162,3 +163,152 @@ def size_issues(properties: dict[str, Any]) -> list[Issue]:
             "use an analysis template instead)",
         )
     ]
+
+
+# --------------------------------------------------------------------------------------------------
+# One custom resource of a spec's type: validated whole before it joins the tree, then built.
+
+
+class Options(NamedTuple):
+    """The props every resource construct of the library takes beside its API members."""
+
+    wait_for_completion: Any = True
+    timeout: Any = None
+    removal_policy: Any = None
+    poll_interval: Any = None
+
+
+class Prepared(NamedTuple):
+    """A request that passed every check, with what building it needs."""
+
+    stack: Stack
+    request: dict[str, Any]
+    control: dict[str, str]
+    poll_seconds: int
+
+
+def prepare(
+    scope: Construct,
+    id: str,
+    spec: Any,
+    request: dict[str, Any],
+    issues: list[Issue],
+    options: Options,
+    *,
+    names: dict[str, str] | None = None,
+) -> Prepared:
+    """Check the request (the shipped model, the documented rules, the size) and the options; raise one
+    ValidationError naming the construct with every problem, before anything joins the tree."""
+    stack = stack_of(scope)
+    poll_seconds, poll_issues = poll_interval_seconds(options.poll_interval)
+    control, timeout_seconds, control_issues = control_properties(
+        options.wait_for_completion, options.timeout, poll_seconds
+    )
+    checked = request if spec.name in request else {spec.name: "placeholder", **request}
+    issues = issues + validation.check_request(checked, spec, names) + poll_issues + control_issues
+    issues += removal_policy_issues(options.removal_policy) + size_issues(request)
+    if issues:
+        scope_path = scope.node.path  # only on failure: each jsii call is a round trip to node
+        raise validation.ValidationError(f"{scope_path}/{id}" if scope_path else id, issues)
+    timeout_property = service_timeout(timeout_seconds, poll_seconds)
+    if timeout_property is not None:
+        control["ServiceTimeout"] = timeout_property
+    return Prepared(stack, request, control, poll_seconds)
+
+
+def poll_interval_seconds(poll_interval: Any) -> tuple[int, list[Issue]]:
+    """The poll interval in seconds (the default when not given) and its problems."""
+    if poll_interval is None:
+        return DEFAULT_POLL_SECONDS, []
+    seconds = validation.duration_seconds(poll_interval)
+    if seconds is None:
+        return DEFAULT_POLL_SECONDS, [
+            Issue("poll_interval", poll_interval, "must be a Duration, e.g. Duration.minutes(1)")
+        ]
+    if seconds < 1 or seconds != int(seconds) or CLOUDFORMATION_LIMIT_SECONDS % int(seconds):
+        return DEFAULT_POLL_SECONDS, [
+            Issue("poll_interval", f"{seconds:g} seconds", "must be a whole number of seconds that divides one hour")
+        ]
+    if seconds > MAX_TIMEOUT_SECONDS:
+        return DEFAULT_POLL_SECONDS, [
+            Issue(
+                "poll_interval",
+                f"{seconds:g} seconds",
+                f"must be at most {MAX_TIMEOUT_SECONDS // 60} minutes (the longest a deploy step waits)",
+            )
+        ]
+    return int(seconds), []
+
+
+#: How often a resource's status is read while the deploy waits, unless it asks otherwise.
+DEFAULT_POLL_SECONDS = 30
+
+
+def build(
+    construct: Construct,
+    prepared: Prepared,
+    spec: Any,
+    *,
+    path: str,
+    explicit_name: bool,
+    name_max_length: int,
+    removal_policy: RemovalPolicy | None,
+    poll_interval: Duration | None,
+) -> tuple[CfnResource, TagManager | None, Any]:
+    """The CfnResource of ``spec``'s type under ``construct``, served by the stack's provider for this poll
+    interval: its properties are the request (tags through CDK's tag manager when the type has tags), the
+    control properties, and ``NamePrefix`` when no name was given. Returns it, the tag manager, the provider."""
+    from .provider import CleanRoomsMlProvider
+
+    request, control = dict(prepared.request), dict(prepared.control)
+    if not explicit_name:
+        control["NamePrefix"] = name_prefix(path, name_max_length - NAME_DIGEST_LENGTH - 1)
+    providers = shared(prepared.stack).providers
+    if prepared.poll_seconds not in providers:
+        provider = CleanRoomsMlProvider.of(construct, poll_interval=poll_interval)
+        providers[prepared.poll_seconds] = (provider, provider.service_token)
+    provider, service_token = providers[prepared.poll_seconds]
+    tags: TagManager | None = None
+    if spec.tags is not None:
+        tags = TagManager(TagType.MAP, spec.type_name, request.pop(spec.tags, None) or {})
+        request[spec.tags] = tags.rendered_tags  # resolved at synth, after Tags.of aspects ran
+    resource = CfnResource(
+        construct, "Resource", type=spec.type_name, properties={"ServiceToken": service_token, **request, **control}
+    )
+    apply_removal_policy(resource, removal_policy)
+    return resource, tags, provider
+
+
+#: A generated name is ``<prefix>-<digest of this many characters>`` (made by the handler).
+NAME_DIGEST_LENGTH = 10
+
+
+@jsii.implements(IValidation)
+class _TagValidation:
+    """Tags applied through ``Tags.of`` are known only at synth: check them then, through CDK's validation.
+
+    One per stack, on the stack, for all its resources that take tags: one per resource would cost node round
+    trips per resource at every synth. Each message names its construct's path.
+    """
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[Any, Any]] = []
+
+    def validate(self) -> list[str]:
+        messages: list[str] = []
+        for construct, spec in self.entries:
+            rendered = construct.cdk_tag_manager.render_tags()
+            tags = dict(rendered) if isinstance(rendered, dict) else {}
+            issues = [i for i in validation.check_request({"tags": tags}, spec) if i.prop.startswith("tags")]
+            if issues:  # the path only when needed
+                messages += validation.format_issues(construct.node.path, issues)
+        return messages
+
+
+def check_tags_at_synth(stack: Stack, construct: Any, spec: Any) -> None:
+    """Have the stack's one tag validation check ``construct``'s final tags at synth."""
+    found = shared(stack).validations.get("tags")
+    if found is None:
+        found = shared(stack).validations["tags"] = _TagValidation()
+        stack.node.add_validation(found)
+    found.entries.append((construct, spec))

@@ -36,98 +36,182 @@ def model_home(model_arn: str) -> tuple[str, str, str]:
     return Fn.select(1, fields), Fn.select(3, fields), Fn.select(4, fields)
 
 
+def arn_pattern(service: str, resource: str, partition: str, region: str, account: str) -> str:
+    return f"arn:{partition}:{service}:{region}:{account}:{resource}"
+
+
+#: The actions each statement grants (statements are made on first use, one per Sid, resources accumulated).
+_ACTIONS: dict[str, tuple[str, ...]] = {
+    "StartJobsFromTheseModels": ("cleanrooms-ml:StartAudienceGenerationJob",),
+    "WatchTagAndDeleteJobs": (
+        "cleanrooms-ml:GetAudienceGenerationJob",
+        "cleanrooms-ml:DeleteAudienceGenerationJob",
+        "cleanrooms-ml:TagResource",
+        "cleanrooms-ml:UntagResource",
+        # Read only when a description leaves out the tags (the request digest tag).
+        "cleanrooms-ml:ListTagsForResource",
+    ),
+    # The List actions with no resource given need *: they find a resource again by its unique name.
+    "FindJobsByName": ("cleanrooms-ml:ListAudienceGenerationJobs",),
+    "FindConfiguredModelsByName": ("cleanrooms-ml:ListConfiguredAudienceModels",),
+    "PassRolesToCleanRoomsMl": ("iam:PassRole",),
+    "ExportJobsOfTheseJobs": ("cleanrooms-ml:StartAudienceExportJob", "cleanrooms-ml:ListAudienceExportJobs"),
+    "CreateConfiguredModelsFromTheseModels": (
+        "cleanrooms-ml:CreateConfiguredAudienceModel",
+        "cleanrooms-ml:UpdateConfiguredAudienceModel",
+    ),
+    "ManageConfiguredModels": (
+        "cleanrooms-ml:GetConfiguredAudienceModel",
+        "cleanrooms-ml:UpdateConfiguredAudienceModel",
+        "cleanrooms-ml:DeleteConfiguredAudienceModel",
+        "cleanrooms-ml:PutConfiguredAudienceModelPolicy",
+        "cleanrooms-ml:GetConfiguredAudienceModelPolicy",
+        "cleanrooms-ml:DeleteConfiguredAudienceModelPolicy",
+        "cleanrooms-ml:TagResource",
+        "cleanrooms-ml:UntagResource",
+        "cleanrooms-ml:ListTagsForResource",
+    ),
+    "AssociateInTheseMemberships": (
+        "cleanrooms:CreateConfiguredAudienceModelAssociation",
+        "cleanrooms:ListConfiguredAudienceModelAssociations",
+    ),
+    "ManageModelAssociations": (
+        "cleanrooms:CreateConfiguredAudienceModelAssociation",
+        "cleanrooms:GetConfiguredAudienceModelAssociation",
+        "cleanrooms:UpdateConfiguredAudienceModelAssociation",
+        "cleanrooms:DeleteConfiguredAudienceModelAssociation",
+        "cleanrooms:ListConfiguredAudienceModelAssociations",
+        "cleanrooms:TagResource",
+        "cleanrooms:UntagResource",
+        "cleanrooms:ListTagsForResource",
+    ),
+    # What creating and deleting an association does to the model's policy on the caller's behalf (the Service
+    # Authorization Reference's dependent actions).
+    "AssociationsReadAndShareModels": (
+        "cleanrooms-ml:GetConfiguredAudienceModel",
+        "cleanrooms-ml:GetConfiguredAudienceModelPolicy",
+        "cleanrooms-ml:PutConfiguredAudienceModelPolicy",
+        "cleanrooms-ml:DeleteConfiguredAudienceModelPolicy",
+    ),
+}
+
+
 class HandlerStatements:
-    """The handler role's statements; ``add_job`` widens them to one more model, seed role and collaboration.
+    """The handler role's statements, widened as resources are added: the least each type's lifecycle calls need.
 
     Starting a job from a configured audience model is evaluated on three resources (the Clean Rooms ML
     user guide's IAM behaviours): the model, the caller's new job and, when the model belongs to another
     account, the model owner's copy of the job. Jobs live in the model's region, in the stack's account.
+    A resource created in this stack is granted by the pattern of its type in the stack's account and
+    region: its own ARN is known only once it exists, and referencing it would make the handler depend on
+    the resources it serves.
     """
 
     def __init__(self, stack_account: str, attach: Callable[[iam.PolicyStatement], Any]) -> None:
         """
-        :param stack_account: the account of the stack (jobs are created there).
+        :param stack_account: the account of the stack (its resources are created there).
         :param attach: adds a statement to the handler role's policy; called once per statement, when the
             statement gets its first resource (a statement without resources is not a valid policy).
         """
         self._stack_account = stack_account
         self._attach = attach
-        self._attached: set[int] = set()
-        self.start = iam.PolicyStatement(
-            sid="StartJobsFromTheseModels", actions=["cleanrooms-ml:StartAudienceGenerationJob"], resources=[]
-        )
-        self.manage = iam.PolicyStatement(
-            sid="WatchTagAndDeleteJobs",
-            actions=[
-                "cleanrooms-ml:GetAudienceGenerationJob",
-                "cleanrooms-ml:DeleteAudienceGenerationJob",
-                "cleanrooms-ml:TagResource",
-                "cleanrooms-ml:UntagResource",
-                # Read only when a job's description leaves out its tags (the request digest tag).
-                "cleanrooms-ml:ListTagsForResource",
-            ],
-            resources=[],
-        )
-        # ListAudienceGenerationJobs with no resource given needs *: it finds a job again by its unique name.
-        self.list = iam.PolicyStatement(
-            sid="FindJobsByName", actions=["cleanrooms-ml:ListAudienceGenerationJobs"], resources=["*"]
-        )
-        self.pass_role = iam.PolicyStatement(
-            sid="PassSeedRolesToCleanRoomsMl",
-            actions=["iam:PassRole"],
-            resources=[],
-            conditions={"StringEquals": {"iam:PassedToService": SERVICE_PRINCIPAL}},
-        )
-        self._collaborations: dict[str, iam.PolicyStatement] = {}
+        self._statements: dict[str, iam.PolicyStatement] = {}
         self._added: set[tuple[str, str]] = set()
 
     def all(self) -> list[iam.PolicyStatement]:
-        return [self.start, self.manage, self.list, self.pass_role, *self._collaborations.values()]
+        return list(self._statements.values())
+
+    def patterns(self) -> list[str]:
+        """The ARN patterns the statements grant (for cdk-nag's findings)."""
+        return sorted({r for s in self.all() for r in s.resources if r.endswith("/*")})
 
     def job_patterns(self) -> list[str]:
-        """The job ARN patterns the statements grant (for cdk-nag's findings)."""
-        return sorted({r for s in self.all() for r in s.resources if r.endswith(":audience-generation-job/*")})
+        return [p for p in self.patterns() if p.endswith(":audience-generation-job/*")]
 
     def add_job(
         self, configured_audience_model_arn: str, seed_role_arn: str, collaboration_id: str | None = None
     ) -> None:
+        partition, region, owner = model_home(configured_audience_model_arn)
+        caller_jobs = job_arn_pattern(partition, region, self._stack_account)
         start = self._start_statement(collaboration_id)
-        if self._once("model", f"{collaboration_id}|{configured_audience_model_arn}"):
-            partition, region, owner = model_home(configured_audience_model_arn)
-            caller_jobs = job_arn_pattern(partition, region, self._stack_account)
-            self._add(start, configured_audience_model_arn, caller_jobs)
-            if is_token(owner) or is_token(self._stack_account) or owner != self._stack_account:
-                self._add(start, job_arn_pattern(partition, region, owner))
-            self._add(self.manage, caller_jobs)
-        self._add(self.list)
-        self._add(self.pass_role, seed_role_arn)
+        self._grant(start, configured_audience_model_arn, caller_jobs)
+        if is_token(owner) or is_token(self._stack_account) or owner != self._stack_account:
+            self._grant(start, job_arn_pattern(partition, region, owner))
+        self._grant("WatchTagAndDeleteJobs", caller_jobs)
+        self._grant("FindJobsByName", "*")
+        self._pass(seed_role_arn)
 
-    def _start_statement(self, collaboration_id: str | None) -> iam.PolicyStatement:
+    def add_export(self, audience_generation_job_arn: str) -> None:
+        """Exports of this job: the job's own ARN when it is known, else the stack's jobs."""
+        parts = arn_parts(audience_generation_job_arn)
+        if parts is not None:
+            self._grant("ExportJobsOfTheseJobs", audience_generation_job_arn)
+        else:
+            self._grant("ExportJobsOfTheseJobs", job_arn_pattern(account=self._stack_account))
+
+    def add_configured_model(self, audience_model_arn: str, output_role_arn: str) -> None:
+        """Configured audience models of this stack, made from this audience model, writing with this role."""
+        source = audience_model_arn if arn_parts(audience_model_arn) is not None else self._pattern("audience-model/*")
+        self._grant("CreateConfiguredModelsFromTheseModels", source)
+        self._grant("ManageConfiguredModels", self._pattern("configured-audience-model/*"))
+        self._grant("FindConfiguredModelsByName", "*")
+        self._pass(output_role_arn)
+
+    def add_association(self, membership_id: str, configured_audience_model_arn: str) -> None:
+        """Associations of configured audience models with this membership (the stack's own)."""
+        membership = arn_pattern(
+            "cleanrooms", f"membership/{membership_id}", Aws.PARTITION, Aws.REGION, self._stack_account
+        )
+        self._grant("AssociateInTheseMemberships", membership)
+        self._grant("ManageModelAssociations", f"{membership}/configuredaudiencemodelassociation/*")
+        model = (
+            configured_audience_model_arn
+            if arn_parts(configured_audience_model_arn) is not None
+            else self._pattern("configured-audience-model/*")
+        )
+        self._grant("AssociationsReadAndShareModels", model)
+
+    def _pattern(self, resource: str) -> str:
+        return arn_pattern("cleanrooms-ml", resource, Aws.PARTITION, Aws.REGION, self._stack_account)
+
+    def _pass(self, role_arn: str) -> None:
+        self._grant(
+            "PassRolesToCleanRoomsMl",
+            role_arn,
+            conditions={"StringEquals": {"iam:PassedToService": SERVICE_PRINCIPAL}},
+        )
+
+    def _start_statement(self, collaboration_id: str | None) -> str:
         """One start statement per collaboration, on the ``cleanrooms-ml:CollaborationId`` the request names."""
         if collaboration_id is None:
-            return self.start
-        statement = self._collaborations.get(collaboration_id)
+            return "StartJobsFromTheseModels"
+        known = [sid for sid in self._statements if sid.startswith("StartJobsInCollaboration")]
+        for sid in known:
+            if self._statements[sid].conditions == {
+                "StringEquals": {"cleanrooms-ml:CollaborationId": collaboration_id}
+            }:
+                return sid
+        sid = f"StartJobsInCollaboration{len(known) + 1}"
+        self._statements[sid] = iam.PolicyStatement(
+            sid=sid,
+            actions=list(_ACTIONS["StartJobsFromTheseModels"]),
+            resources=[],
+            conditions={"StringEquals": {"cleanrooms-ml:CollaborationId": collaboration_id}},
+        )
+        return sid
+
+    def _grant(self, sid: str, *resources: str, conditions: dict[str, Any] | None = None) -> None:
+        statement = self._statements.get(sid)
         if statement is None:
-            statement = self._collaborations[collaboration_id] = iam.PolicyStatement(
-                sid=f"StartJobsInCollaboration{len(self._collaborations) + 1}",
-                actions=["cleanrooms-ml:StartAudienceGenerationJob"],
-                resources=[],
-                conditions={"StringEquals": {"cleanrooms-ml:CollaborationId": collaboration_id}},
+            statement = self._statements[sid] = iam.PolicyStatement(
+                sid=sid, actions=list(_ACTIONS[sid]), resources=[], conditions=conditions
             )
-        return statement
-
-    def _once(self, kind: str, key: str) -> bool:
-        if (kind, key) in self._added:
-            return False
-        self._added.add((kind, key))
-        return True
-
-    def _add(self, statement: iam.PolicyStatement, *resources: str) -> None:
-        for resource in resources:
-            if self._once(f"resource:{statement.sid}", resource):
-                statement.add_resources(resource)
-        if id(statement) not in self._attached:
-            self._attached.add(id(statement))
+        fresh = [r for r in resources if (sid, r) not in self._added]
+        for resource in fresh:
+            self._added.add((sid, resource))
+            statement.add_resources(resource)
+        if (sid, "") not in self._added:
+            self._added.add((sid, ""))
             self._attach(statement)
 
 

@@ -7,21 +7,18 @@ from typing import Any, Protocol, runtime_checkable
 
 import jsii
 from aws_cdk import (
-    CfnResource,
     Duration,
     ITaggableV2,
     RemovalPolicy,
     Stack,
     TagManager,
-    TagType,
     region_info,
 )
 from aws_cdk import aws_iam as iam
 
-from constructs import Construct, IValidation
+from constructs import Construct
 
 from . import _resource, validation
-from .provider import DEFAULT_POLL_INTERVAL, TOTAL_TIMEOUT, AudienceGenerationProvider
 from .seed_audience import SeedAudience
 from .service_model import specs, start_request_shape
 from .validation import Issue, ValidationError
@@ -30,10 +27,15 @@ _SPEC = specs().AUDIENCE_GENERATION_JOB
 #: The CloudFormation type of every job resource.
 RESOURCE_TYPE: str = _SPEC.type_name
 
-_TOTAL_TIMEOUT_SECONDS = int(TOTAL_TIMEOUT.to_seconds())
-_DEFAULT_POLL_SECONDS = int(DEFAULT_POLL_INTERVAL.to_seconds())
-#: A generated name is ``<prefix>-<10-character digest>``.
-_DIGEST_LENGTH = 10
+#: Where the props' Python names do not follow the API member names by snake_case alone.
+_PYTHON_NAMES = {
+    "seedAudience.roleArn": "seed_audience.role",
+    "seedAudience.sqlComputeConfiguration.worker": "seed_audience.sql_compute_configuration",
+    "seedAudience.sqlComputeConfiguration.worker.properties.spark": (
+        "seed_audience.sql_compute_configuration.spark_properties"
+    ),
+    "seedAudience.sqlComputeConfiguration.worker.properties": "seed_audience.sql_compute_configuration",
+}
 
 
 def max_name_length() -> int:
@@ -168,7 +170,6 @@ class AudienceGenerationJob(_JobGrants, Construct):
         :param poll_interval: how often the job's status is read while waiting. Default: the stack
             provider's (30 seconds). Jobs with different intervals use different providers.
         """
-        stack = _resource.stack_of(scope)
         request, issues = _request(
             configured_audience_model_arn=configured_audience_model_arn,
             seed_audience=seed_audience,
@@ -178,66 +179,38 @@ class AudienceGenerationJob(_JobGrants, Construct):
             description=description,
             tags=tags,
         )
-        poll_seconds, poll_issues = _poll_seconds(poll_interval)
-        control, timeout_seconds, control_issues = _resource.control_properties(
-            wait_for_completion, timeout, poll_seconds
-        )
-        issues += poll_issues + control_issues + _resource.removal_policy_issues(removal_policy)
-        issues += _stack_issues(stack, request) + _resource.size_issues(request)
-        if issues:
-            scope_path = scope.node.path  # only on failure: each jsii call is a round trip to node
-            raise ValidationError(f"{scope_path}/{id}" if scope_path else id, issues)  # no half-built tree
-
+        options = _resource.Options(wait_for_completion, timeout, removal_policy, poll_interval)
+        issues += _stack_issues(_resource.stack_of(scope), request)
+        prepared = _resource.prepare(scope, id, _SPEC, request, issues, options, names=_PYTHON_NAMES)
         super().__init__(scope, id)
         try:
-            path = _resource.shared(stack).child_path(scope, id)
-            if name is None:
-                control["NamePrefix"] = _resource.name_prefix(path, max_name_length() - _DIGEST_LENGTH - 1)
-            timeout_property = _resource.service_timeout(timeout_seconds, poll_seconds)
-            if timeout_property is not None:
-                control["ServiceTimeout"] = timeout_property
+            # A seed role the library makes is made now, in this job's stack (never silently in another one).
+            seed = seed_audience.bound(self)
+            prepared.request["seedAudience"]["roleArn"] = seed.role_arn
             self._waits = bool(wait_for_completion)
-            self._build(stack, request, control, seed_audience, removal_policy, poll_interval)
+            self._explicit_name = name
+            self.resource, tag_manager, self.provider = _resource.build(
+                self,
+                prepared,
+                _SPEC,
+                path=_resource.shared(prepared.stack).child_path(scope, id),
+                explicit_name=name is not None,
+                name_max_length=max_name_length(),
+                removal_policy=removal_policy,
+                poll_interval=poll_interval,
+            )
+            """The ``CfnResource`` of type ``RESOURCE_TYPE`` (escape hatch)."""
+            assert tag_manager is not None
+            self._tags: TagManager = tag_manager
+            self.provider.allow_job(
+                prepared.request["configuredAudienceModelArn"],
+                prepared.request["seedAudience"]["roleArn"],
+                prepared.request.get("collaborationId"),
+            )
+            _resource.check_tags_at_synth(prepared.stack, self, _SPEC)  # last: a failed build is not in the tree
         except Exception:
             scope.node.try_remove_child(id)
             raise
-
-    def _build(
-        self,
-        stack: Stack,
-        request: dict[str, Any],
-        control: dict[str, str],
-        seed_audience: SeedAudience,
-        removal_policy: RemovalPolicy | None,
-        poll_interval: Duration | None,
-    ) -> None:
-        # A seed role the library makes is made now, in this job's stack (never silently in another one).
-        seed = seed_audience.bound(self)
-        request["seedAudience"]["roleArn"] = seed.role_arn
-        user_tags = request.pop("tags", None) or {}
-        self._tags = TagManager(TagType.MAP, RESOURCE_TYPE, user_tags)
-
-        self.provider, service_token = _provider_of(self, stack, poll_interval)
-        """The provider that runs this job's lifecycle (shared with the stack's other jobs)."""
-        self.provider.allow_job(
-            request["configuredAudienceModelArn"], request["seedAudience"]["roleArn"], request.get("collaborationId")
-        )
-
-        self.resource = CfnResource(
-            self,
-            "Resource",
-            type=RESOURCE_TYPE,
-            properties={
-                "ServiceToken": service_token,
-                **request,
-                "tags": self._tags.rendered_tags,  # resolved at synth, after Tags.of aspects ran
-                **control,
-            },
-        )
-        """The ``CfnResource`` of type ``RESOURCE_TYPE`` (escape hatch)."""
-        _resource.apply_removal_policy(self.resource, removal_policy)
-        _tag_validation(stack).jobs.append(self)  # last: a job whose build failed is not in the tree
-        self._explicit_name = request.get("name")
 
     @staticmethod
     def from_audience_generation_job_arn(scope: Construct, id: str, arn: str) -> IAudienceGenerationJob:
@@ -309,35 +282,6 @@ class AudienceGenerationJob(_JobGrants, Construct):
         return dict(rendered) if isinstance(rendered, dict) else {}
 
 
-@jsii.implements(IValidation)
-class _TagValidation:
-    """Tags applied through ``Tags.of`` are known only at synth: check them then, through CDK's validation.
-
-    One per stack, on the stack, for all its jobs: one per job would cost node round trips per job at
-    every synth. Each message names its job's path.
-    """
-
-    def __init__(self) -> None:
-        self.jobs: list[AudienceGenerationJob] = []
-
-    def validate(self) -> list[str]:
-        messages: list[str] = []
-        for job in self.jobs:
-            tags = job.rendered_tags()
-            issues = [i for i in validation.check_request({"tags": tags}) if i.prop.startswith("tags")]
-            if issues:  # the path only when needed
-                messages += validation.format_issues(job.node.path, issues)
-        return messages
-
-
-def _tag_validation(stack: Stack) -> _TagValidation:
-    found = _resource.shared(stack).validations.get(RESOURCE_TYPE)
-    if found is None:
-        found = _resource.shared(stack).validations[RESOURCE_TYPE] = _TagValidation()
-        stack.node.add_validation(found)
-    return found
-
-
 # --------------------------------------------------------------------------------------------------
 
 
@@ -356,32 +300,7 @@ def _request(**props: Any) -> tuple[dict[str, Any], list[Issue]]:
     if props["name"] is not None:
         request["name"] = props["name"]
     request = {k: v for k, v in request.items() if v is not None}
-    # The name is checked when given; a generated one is valid by construction.
-    issues += validation.check_request({"name": "placeholder", **request})
     return request, issues
-
-
-def _poll_seconds(poll_interval: Any) -> tuple[int, list[Issue]]:
-    if poll_interval is None:
-        return _DEFAULT_POLL_SECONDS, []
-    seconds = validation.duration_seconds(poll_interval)
-    if seconds is None:
-        return _DEFAULT_POLL_SECONDS, [
-            Issue("poll_interval", poll_interval, "must be a Duration, e.g. Duration.minutes(1)")
-        ]
-    if seconds < 1 or seconds != int(seconds) or _TOTAL_TIMEOUT_SECONDS % int(seconds):
-        return _DEFAULT_POLL_SECONDS, [
-            Issue("poll_interval", f"{seconds:g} seconds", "must be a whole number of seconds that divides one hour")
-        ]
-    if seconds > _resource.MAX_TIMEOUT_SECONDS:
-        return _DEFAULT_POLL_SECONDS, [
-            Issue(
-                "poll_interval",
-                f"{seconds:g} seconds",
-                f"must be at most {_resource.MAX_TIMEOUT_SECONDS // 60} minutes (the longest a deploy step waits)",
-            )
-        ]
-    return int(seconds), []
 
 
 def _stack_issues(stack: Stack, request: dict[str, Any]) -> list[Issue]:
@@ -431,18 +350,6 @@ def _stack_issues(stack: Stack, request: dict[str, Any]) -> list[Issue]:
             )
         )
     return issues
-
-
-def _provider_of(
-    job: AudienceGenerationJob, stack: Stack, poll_interval: Duration | None
-) -> tuple[AudienceGenerationProvider, str]:
-    """The stack's provider for the job's poll interval and its service token, looked up once per stack."""
-    seconds = _DEFAULT_POLL_SECONDS if poll_interval is None else int(poll_interval.to_seconds())
-    providers = _resource.shared(stack).providers
-    if seconds not in providers:
-        provider = AudienceGenerationProvider.of(job, poll_interval=poll_interval)
-        providers[seconds] = (provider, provider.service_token)
-    return providers[seconds]  # type: ignore[no-any-return]
 
 
 __all__ = ["RESOURCE_TYPE", "AudienceGenerationJob", "IAudienceGenerationJob", "max_name_length"]

@@ -1,7 +1,9 @@
-"""The provider that every job of a stack shares: two Python handlers behind the CDK Provider framework.
+"""The provider that every resource of the library in a stack shares: two Python handlers behind the CDK
+Provider framework.
 
-One provider per stack and poll interval, whatever the number of jobs: a job adds one custom
-resource and nothing else. Its functions and the framework's waiter state machine share one log
+One provider per stack and poll interval, whatever the number and types of resources: a job, an export, a
+configured audience model or an association adds one custom resource and nothing else (the handler picks
+the type's spec from the event's ResourceType). Its functions and the framework's waiter state machine share one log
 group that the library creates (retention, removal policy and KMS key as the user sets them), named
 under ``/aws/vendedlogs/states/``: Step Functions logging to any other name adds to CloudWatch Logs'
 one resource policy per account and region (5,120 characters) until deploys fail. The roles write to
@@ -32,15 +34,14 @@ TOTAL_TIMEOUT = Duration.hours(1)
 #: The newest Python runtime aws-cdk-lib knows.
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 
-_ID = "CleanRoomsMlAudienceGenerationProvider"
+_ID = "CleanRoomsMlProvider"
 
 
-class AudienceGenerationProvider(Construct):
-    """The custom-resource provider of ``AudienceGenerationJob``: usually created for you, once per stack.
+class CleanRoomsMlProvider(Construct):
+    """The custom-resource provider of every construct of this library: usually created for you, once per stack.
 
-    Create it yourself (``AudienceGenerationProvider.of(stack, ...)``) before the jobs to set the
-    poll interval or the log retention for the stack; jobs that ask for another poll interval get a
-    provider of their own.
+    Create it yourself (``CleanRoomsMlProvider.of(stack, ...)``) before the resources to set the poll interval
+    or the log options for the stack; resources that ask for another poll interval get a provider of their own.
     """
 
     def __init__(
@@ -86,7 +87,7 @@ class AudienceGenerationProvider(Construct):
             self,
             "HandlerRole",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="cdk-cleanrooms-ml: starts, watches, tags and deletes audience generation jobs",
+            description="cdk-cleanrooms-ml: creates, watches, updates, tags and deletes Clean Rooms ML resources",
         )
         """The role of the two Python handlers (see the README's Security section for its statements)."""
         self.handler_role.add_to_policy(log_statement(self.log_group.log_group_arn))
@@ -159,7 +160,7 @@ class AudienceGenerationProvider(Construct):
         acknowledge_wildcards(self.handler_role, ["Resource::*"], _REASON_LIST_JOBS)
         acknowledge_wildcards(
             self.handler_role,
-            lambda: [f"Resource::{nag_text(Stack.of(self).resolve(p))}" for p in self.statements.job_patterns()],
+            lambda: [f"Resource::{nag_text(Stack.of(self).resolve(p))}" for p in self.statements.patterns()],
             _REASON_JOB_IDS,
         )
         invoked = [
@@ -178,7 +179,7 @@ class AudienceGenerationProvider(Construct):
 
     @property
     def service_token(self) -> str:
-        """The ARN of the Provider framework's onEvent function: the ServiceToken of every job it serves."""
+        """The ARN of the Provider framework's onEvent function: the ServiceToken of every resource it serves."""
         return self.provider.service_token
 
     def allow_job(
@@ -186,6 +187,18 @@ class AudienceGenerationProvider(Construct):
     ) -> None:
         """Let the handlers start jobs from this model (in this collaboration) and pass this seed role."""
         self.statements.add_job(configured_audience_model_arn, seed_role_arn, collaboration_id)
+
+    def allow_export(self, audience_generation_job_arn: str) -> None:
+        """Let the handlers start and list exports of this generation job."""
+        self.statements.add_export(audience_generation_job_arn)
+
+    def allow_configured_model(self, audience_model_arn: str, output_role_arn: str) -> None:
+        """Let the handlers create configured audience models from this audience model, writing with this role."""
+        self.statements.add_configured_model(audience_model_arn, output_role_arn)
+
+    def allow_association(self, membership_id: str, configured_audience_model_arn: str) -> None:
+        """Let the handlers associate configured audience models with this membership."""
+        self.statements.add_association(membership_id, configured_audience_model_arn)
 
     @staticmethod
     def of(
@@ -195,7 +208,7 @@ class AudienceGenerationProvider(Construct):
         log_retention: logs.RetentionDays | None = None,
         log_removal_policy: RemovalPolicy | None = None,
         log_encryption_key: kms.IKey | None = None,
-    ) -> AudienceGenerationProvider:
+    ) -> CleanRoomsMlProvider:
         """The stack's provider for this poll interval, created on first use.
 
         The log options apply only when this call creates the provider (see the constructor).
@@ -204,9 +217,9 @@ class AudienceGenerationProvider(Construct):
         seconds = int((poll_interval or DEFAULT_POLL_INTERVAL).to_seconds())
         child_id = _ID if seconds == int(DEFAULT_POLL_INTERVAL.to_seconds()) else f"{_ID}{seconds}s"
         existing = stack.node.try_find_child(child_id)
-        if isinstance(existing, AudienceGenerationProvider):
+        if isinstance(existing, CleanRoomsMlProvider):
             return existing
-        return AudienceGenerationProvider(
+        return CleanRoomsMlProvider(
             stack,
             child_id,
             poll_interval=poll_interval,
@@ -264,9 +277,10 @@ _REASON_LIST_JOBS = (
     "started again by its unique name after a retry."
 )
 _REASON_JOB_IDS = (
-    "A job's ARN ends in an id the service assigns when the job starts, so no narrower ARN can be known at "
-    "synth time; the pattern is limited to audience generation jobs of the stack's own partition, region and "
-    "account. Starting jobs is further limited to the configured audience models of this stack's jobs."
+    "A resource's ARN ends in an id the service assigns when it is created, so no narrower ARN can be known at "
+    "synth time (and naming a resource of the stack would make the handler depend on what it serves); each "
+    "pattern is limited to one resource type of the stack's own partition, region and account. Starting jobs "
+    "is further limited to the configured audience models of this stack's jobs."
 )
 _REASON_INVOKE_VERSIONS = (
     "lambda:InvokeFunction on '<function ARN>:*' is the second resource of aws-cdk-lib's Function.grant_invoke "
@@ -283,3 +297,7 @@ _REASON_XRAY = (
     "logged (level ALL, without execution data) to the provider's log group. X-Ray tracing would add "
     "xray:PutTraceSegments on * and trace nothing a reviewer needs."
 )
+
+
+#: The name 0.1.0 gave the provider (it served audience generation jobs only).
+AudienceGenerationProvider = CleanRoomsMlProvider

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .service_model import model_rules, specs, start_request_shape
+from .service_model import model_rules, request_shape, specs
 
 __all__ = ["Issue", "ValidationError", "check_request", "format_issues", "is_token", "seed_request"]
 
@@ -85,14 +85,28 @@ def _skip(value: Any) -> bool:
     return isinstance(value, _Unchecked) or is_token(value)
 
 
-def check_request(request: dict[str, Any]) -> list[Issue]:
-    """Every problem of a StartAudienceGenerationJob request, as the user's props name them."""
+def check_request(request: dict[str, Any], spec: Any = None, names: dict[str, str] | None = None) -> list[Issue]:
+    """Every problem of a create request of ``spec``'s type (default: an audience generation job), as the user's
+    props name them: the shipped model's constraints (the create call's, and its attachments' calls for their
+    members) and the rules the documentation states. ``names``: API member paths -> prop names, where they differ.
+    """
     rules = model_rules()
-    type_name = specs().AUDIENCE_GENERATION_JOB.type_name
-    problems = rules.check(request, start_request_shape(), "", _skip) + rules.documented_rules(
-        type_name, request, _skip
-    )
-    return [Issue(rules.python_name(p.path), p.value, p.rule) for p in problems]
+    spec = spec or specs().AUDIENCE_GENERATION_JOB
+    attached = {a.member: request_shape(a.put, spec.service).members[a.member] for a in spec.attachments}
+    created = {k: v for k, v in request.items() if k not in attached}
+    problems = rules.check(created, request_shape(spec.create, spec.service), "", _skip)
+    problems += rules.documented_rules(spec.type_name, created, _skip)
+    for member, shape in attached.items():
+        if member in request:
+            problems += rules.check(request[member], shape, member, _skip)
+    return [Issue(_prop_name(rules, p.path, names or {}), p.value, p.rule) for p in problems]
+
+
+def _prop_name(rules: Any, path: str, names: dict[str, str]) -> str:
+    for api, prop in sorted(names.items(), key=lambda item: -len(item[0])):
+        if path == api or path.startswith(api + ".") or path.startswith(api + "["):
+            return prop + str(rules.python_name(path))[len(str(rules.python_name(api))) :]
+    return str(rules.python_name(path))
 
 
 def seed_request(seed: Any) -> tuple[Any, list[Issue]]:
