@@ -11,8 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # type checkers and IDEs see the names; at run time they are imported on first use
     from . import seed_roles
+    from .association import ConfiguredAudienceModelAssociation
+    from .configured_model import AudienceSizeConfig, AudienceSizeType, ConfiguredAudienceModel, SharedAudienceMetrics
+    from .destination import AudienceDestination
+    from .export_job import AudienceExportJob, AudienceSize
     from .job import RESOURCE_TYPE, AudienceGenerationJob, IAudienceGenerationJob
-    from .provider import AudienceGenerationProvider
+    from .provider import AudienceGenerationProvider, CleanRoomsMlProvider
     from .seed_audience import (
         S3DataSource,
         SeedAudience,
@@ -35,11 +39,20 @@ __version__ = "0.1.0"
 
 __all__ = [
     "RESOURCE_TYPE",
+    "AudienceDestination",
+    "AudienceExportJob",
     "AudienceGenerationJob",
     "AudienceGenerationProvider",
+    "AudienceSize",
+    "AudienceSizeConfig",
+    "AudienceSizeType",
+    "CleanRoomsMlProvider",
+    "ConfiguredAudienceModel",
+    "ConfiguredAudienceModelAssociation",
     "IAudienceGenerationJob",
     "S3DataSource",
     "SeedAudience",
+    "SharedAudienceMetrics",
     "SqlParameters",
     "ValidationError",
     "WorkerComputeConfiguration",
@@ -59,6 +72,15 @@ __all__ = [
 #: only when a construct is first asked for: ``python -m cdk_cleanrooms_ml.rehearsal --help`` answers without it.
 _MODULE_OF = {
     "RESOURCE_TYPE": "job",
+    "AudienceDestination": "destination",
+    "AudienceExportJob": "export_job",
+    "AudienceSize": "export_job",
+    "AudienceSizeConfig": "configured_model",
+    "AudienceSizeType": "configured_model",
+    "CleanRoomsMlProvider": "provider",
+    "ConfiguredAudienceModel": "configured_model",
+    "ConfiguredAudienceModelAssociation": "association",
+    "SharedAudienceMetrics": "configured_model",
     "AudienceGenerationJob": "job",
     "IAudienceGenerationJob": "job",
     "AudienceGenerationProvider": "provider",

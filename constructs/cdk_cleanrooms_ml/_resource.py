@@ -312,3 +312,14 @@ def check_tags_at_synth(stack: Stack, construct: Any, spec: Any) -> None:
         found = shared(stack).validations["tags"] = _TagValidation()
         stack.node.add_validation(found)
     found.entries.append((construct, spec))
+
+
+_ATTRIBUTES: weakref.WeakKeyDictionary[CfnResource, dict[str, str]] = weakref.WeakKeyDictionary()
+
+
+def attribute(resource: CfnResource, name: str) -> str:
+    """GetAtt ``name`` of ``resource`` as a string token, made once (each costs jsii round trips)."""
+    made = _ATTRIBUTES.setdefault(resource, {})
+    if name not in made:
+        made[name] = resource.get_att(name).to_string()
+    return made[name]

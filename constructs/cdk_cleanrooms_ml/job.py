@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import jsii
 from aws_cdk import (
@@ -20,6 +20,9 @@ from constructs import Construct
 
 from . import _resource, validation
 from .seed_audience import SeedAudience
+
+if TYPE_CHECKING:
+    from .export_job import AudienceExportJob, AudienceSize
 from .service_model import specs, start_request_shape
 from .validation import Issue, ValidationError
 
@@ -243,6 +246,30 @@ class AudienceGenerationJob(_JobGrants, Construct):
     def waits_for_completion(self) -> bool:
         """Whether the job is ACTIVE when its deploy step ends (``wait_for_completion``)."""
         return self._waits
+
+    def export(
+        self,
+        id: str,
+        *,
+        audience_size: AudienceSize,
+        name: str | None = None,
+        description: str | None = None,
+        wait_for_completion: bool = True,
+        timeout: Duration | None = None,
+    ) -> AudienceExportJob:
+        """Export this job's audience (an ``AudienceExportJob`` child of the job, which depends on it)."""
+        from .export_job import AudienceExportJob
+
+        return AudienceExportJob(
+            self,
+            id,
+            audience_generation_job=self,
+            audience_size=audience_size,
+            name=name,
+            description=description,
+            wait_for_completion=wait_for_completion,
+            timeout=timeout,
+        )
 
     # The attributes are made on first use: most jobs never read them, and each costs two jsii calls.
     @functools.cached_property
