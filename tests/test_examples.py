@@ -24,7 +24,7 @@ from tests.helpers import run_shared_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
-NAMES = ("app", "sql_seed", "cross_account", "many_jobs")
+NAMES = ("app", "sql_seed", "cross_account", "many_jobs", "seed_provider", "training_provider")
 
 
 def _load(name: str) -> ModuleType:
@@ -168,6 +168,60 @@ def test_many_jobs_example_outputs_arns_status_and_metrics(synthesized: dict[str
             assert got == attribute and logical_id in jobs
             seen.add(logical_id)
     assert seen == set(jobs)
+
+
+def _of_type(template: dict[str, Any], type_: str) -> dict[str, dict[str, Any]]:
+    return {k: r for k, r in template["Resources"].items() if r["Type"] == type_}
+
+
+def test_seed_provider_example_exports_the_jobs_segment_twice(synthesized: dict[str, Any]) -> None:
+    module, template = synthesized["seed_provider"]
+    ((job_id, job),) = _jobs(template).items()
+    assert job["collaborationId"] == module.DEFAULT_COLLABORATION_ID
+    exports = _of_type(template, "Custom::CleanRoomsMlAudienceExportJob")
+    sizes = sorted(
+        (e["Properties"]["audienceSize"]["type"], e["Properties"]["audienceSize"]["value"]) for e in exports.values()
+    )
+    assert sizes == [("ABSOLUTE", 50_000), ("PERCENTAGE", 10)]
+    for export in exports.values():  # each depends on the job through its ARN
+        assert export["Properties"]["audienceGenerationJobArn"] == {"Fn::GetAtt": [job_id, "AudienceGenerationJobArn"]}
+    for output in ("Top10PercentLocation", "Top50kLocation"):
+        logical_id, attribute = _getatt_output(template, output)
+        assert logical_id in exports and attribute == "OutputLocation"
+
+
+def test_training_provider_example_configures_shares_and_associates_the_model(synthesized: dict[str, Any]) -> None:
+    module, template = synthesized["training_provider"]
+    ((model_id, model),) = _of_type(template, "Custom::CleanRoomsMlConfiguredAudienceModel").items()
+    props = model["Properties"]
+    assert props["audienceModelArn"] == module.DEFAULT_AUDIENCE_MODEL_ARN
+    assert props["sharedAudienceMetrics"] == ["ALL"]
+    assert props["audienceSizeConfig"] == {"audienceSizeType": "PERCENTAGE", "audienceSizeBins": [5, 10, 20]}
+    # The segment-writer role, made by AudienceDestination.from_bucket: trusted by Clean Rooms ML, writing
+    # under the prefix only.
+    role_id = props["outputConfig"]["roleArn"]["Fn::GetAtt"][0]
+    role = template["Resources"][role_id]
+    assert role_id.startswith("CleanRoomsMlSegmentWriter")
+    (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "cleanrooms-ml.amazonaws.com"}
+    assert set(trust["Condition"]) == {"StringEqualsIfExists", "ArnLikeIfExists"}
+    write = next(
+        s
+        for p in role["Properties"]["Policies"]
+        for s in p["PolicyDocument"]["Statement"]
+        if s["Sid"] == "WriteSegments"
+    )
+    assert write["Action"] == "s3:PutObject" and write["Resource"]["Fn::Join"][1][-1] == "/segments/*"
+    # The partner's account may start jobs from the model: the resource policy names it and the model itself.
+    policy = json.dumps(props["configuredAudienceModelPolicy"])
+    assert module.DEFAULT_PARTNER_ACCOUNT in policy and "cleanrooms-ml:StartAudienceGenerationJob" in policy
+    assert "${cdk-cleanrooms-ml:self-arn}" in policy  # the handler writes the model's ARN there
+    ((_id, association),) = _of_type(template, "Custom::CleanRoomsMlConfiguredAudienceModelAssociation").items()
+    assert association["Properties"]["configuredAudienceModelArn"] == {
+        "Fn::GetAtt": [model_id, "ConfiguredAudienceModelArn"]
+    }
+    assert association["Properties"]["membershipIdentifier"] == module.DEFAULT_MEMBERSHIP_ID
+    assert association["Properties"]["manageResourcePolicies"] is True
 
 
 def test_an_example_runs_as_a_plain_script(tmp_path: Path) -> None:
