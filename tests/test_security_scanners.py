@@ -90,11 +90,14 @@ def assembly(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, E
     sys.path.insert(0, str(ROOT / "examples"))
     try:
         import app as example  # examples/app.py
+        import seed_provider  # examples/seed_provider.py
+        import training_provider  # examples/training_provider.py
     finally:
         sys.path.remove(str(ROOT / "examples"))
     out = tmp_path_factory.mktemp("scanned-cdk-out")
     app = App(outdir=str(out))
-    example.build(app)
+    for scanned in (example, seed_provider, training_provider):
+        scanned.build(app)
     seed_kinds_stack(app)
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     error: Exception | None = None
@@ -107,7 +110,12 @@ def assembly(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, E
 
 def templates(out: Path) -> list[Path]:
     found = sorted(out.glob("*.template.json"))
-    assert {p.name for p in found} == {"CleanRoomsMlExample.template.json", "SeedKinds.template.json"}
+    assert {p.name for p in found} == {
+        "CleanRoomsMlExample.template.json",
+        "CleanRoomsMlSeedProviderExample.template.json",
+        "CleanRoomsMlTrainingProviderExample.template.json",
+        "SeedKinds.template.json",
+    }
     return found
 
 
@@ -200,6 +208,8 @@ def test_checkov_has_no_failed_check_except_the_documented_skips(assembly: tuple
     assert key_checks == {
         ("SeedKinds.template.json", "passed_checks"),
         ("CleanRoomsMlExample.template.json", "skipped_checks"),
+        ("CleanRoomsMlSeedProviderExample.template.json", "skipped_checks"),
+        ("CleanRoomsMlTrainingProviderExample.template.json", "skipped_checks"),
     }
     script = (ROOT / ".ci" / "checkov.sh").read_text()
     docs = (ROOT / "README.md").read_text()

@@ -22,7 +22,7 @@ from aws_cdk import aws_iam as iam
 
 from constructs import Construct
 
-from .iam_statements import SERVICE_PRINCIPAL
+from .iam_statements import SERVICE_PRINCIPAL, acknowledge_wildcards, nag_text
 
 if TYPE_CHECKING:  # only in annotations: importing aws_s3/aws_kms costs every synth
     from aws_cdk import aws_kms as kms
@@ -72,6 +72,7 @@ class AudienceDestination:
             if isinstance(role, iam.Role):
                 for statement in segment_write_statements(bucket, **grant):
                     role.add_to_principal_policy(statement)
+                _acknowledge_prefix(role, bucket, prefix)
             return cls(s3_uri=s3_uri, role=role)
         return cls(
             s3_uri=s3_uri,
@@ -161,7 +162,7 @@ def segment_writer_role(
             "ArnLikeIfExists": {"aws:SourceArn": resources},
         },
     )
-    return iam.Role(
+    role = iam.Role(
         stack,
         role_id,
         assumed_by=principal,
@@ -173,4 +174,15 @@ def segment_writer_role(
                 )
             )
         },
+    )
+    _acknowledge_prefix(role, bucket, prefix)
+    return role
+
+
+def _acknowledge_prefix(role: iam.Role, bucket: s3.IBucket, prefix: str) -> None:
+    acknowledge_wildcards(
+        role,
+        lambda: [f"Resource::{nag_text(Stack.of(role).resolve(bucket.arn_for_objects(prefix + '*')))}"],
+        f"segments are written under the destination prefix {prefix!r} with names the service chooses; nothing "
+        "else of the bucket is writable",
     )
