@@ -452,7 +452,7 @@ def judge(case: str, calls: Sequence[Call], statements: Sequence[Mapping[str, An
     for call in calls:
         counts = COVERAGE[case][call.operation]
         counts[0] += 1
-        for request in iam.requests_for_call(call.operation, call.params, caller):
+        for request in iam.requests_for_call(call.operation, call.params, caller, service=call.service):
             decision = evaluate(statements, request)
             decisions.append(decision)
             counts[1] += 1

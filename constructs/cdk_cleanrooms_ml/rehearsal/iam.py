@@ -26,7 +26,12 @@ raises ``PolicyError`` rather than guessing), and context keys AWS adds itself (
 ``aws:PrincipalArn``...): a request carries only the keys its mapping gives it.
 
 ``CALL_REQUESTS`` maps each API call the handler makes to the requests IAM evaluates for it; it is a
-table keyed by (botocore service name, operation) so other operations slot in as one line each.
+table keyed by (botocore service name, operation) so other operations slot in as one line each. Each
+mapping follows the Service Authorization Reference (the resource types and condition keys an action takes,
+and its dependent actions where the request names their resource), plus ``iam:PassRole`` for a role the
+service is handed and ``TagResource`` for tags given on create. What a mapping cannot know: the resources a
+request does not name (deleting an association does not name its configured audience model, so the SAR's
+dependent actions on the model's policy are not derived).
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from .template import Resolver, StackTemplate, fake_physical, is_custom
 
 __all__ = [
     "CALL_REQUESTS",
+    "NEW_RESOURCE_ID",
     "PASSED_TO_SERVICE",
     "STARTED_JOB_ID",
     "Caller",
@@ -366,9 +372,11 @@ SERVICE_PREFIXES = {"cleanroomsml": "cleanrooms-ml", "cleanrooms": "cleanrooms"}
 #: Kept here, not imported from ``iam_statements`` (which imports aws_cdk): the rehearsal runs without jsii.
 PASSED_TO_SERVICE = "cleanrooms-ml.amazonaws.com"
 
-#: A new job's id is in the service's answer, not in the request; the ARNs the start is authorized on use
-#: this one. The handler policy grants ``audience-generation-job/*``, so any id is judged the same.
-STARTED_JOB_ID = "id-assigned-by-the-service"
+#: A new resource's id is in the service's answer, not in the request; the ARNs a create is authorized on use
+#: this one. A policy grants such ARNs with a ``/*`` wildcard, so any id is judged the same.
+NEW_RESOURCE_ID = "id-assigned-by-the-service"
+#: The name the job mapping has always used for it.
+STARTED_JOB_ID = NEW_RESOURCE_ID
 
 #: (action, the call's decoded parameters, the caller) -> the requests IAM evaluates.
 CallRequests = Callable[[str, Mapping[str, Any], Caller], list[Request]]
@@ -434,21 +442,140 @@ def _start_audience_generation_job(action: str, params: Mapping[str, Any], calle
     if owner != caller.account:
         requests.append(Request(action, job(owner), context, "the new job, in the model owner's account"))
     role = str(_required(_required(params, "seedAudience", action), "roleArn", action))
-    requests.append(Request("iam:PassRole", role, {"iam:PassedToService": PASSED_TO_SERVICE}, "the seed role"))
+    requests.append(_passed_role(role, "the seed role"))
     if tags:
         requests.append(Request("cleanrooms-ml:TagResource", job(caller.account), tag_context, "tags on start"))
     return requests
 
 
+def on_arn_or_every_resource(member: str) -> CallRequests:
+    """The action on the ARN in ``member`` when the call names one (a List narrowed to it), else on ``*``."""
+
+    def requests(action: str, params: Mapping[str, Any], caller: Caller) -> list[Request]:
+        if params.get(member):
+            return [Request(action, str(params[member]), {}, f"the {member}")]
+        return [Request(action, "*", {}, f"no {member}: every resource")]
+
+    return requests
+
+
+def _passed_role(role: str, why: str) -> Request:
+    return Request("iam:PassRole", role, {"iam:PassedToService": PASSED_TO_SERVICE}, why)
+
+
+def _new_configured_model(caller: Caller) -> str:
+    return (
+        f"arn:{caller.partition}:cleanrooms-ml:{caller.region}:{caller.account}:"
+        f"configured-audience-model/{NEW_RESOURCE_ID}"
+    )
+
+
+def _create_configured_audience_model(action: str, params: Mapping[str, Any], caller: Caller) -> list[Request]:
+    """The audience model it configures (the SAR's only resource type for it), with the request's tags; PassRole
+    of the output role to Clean Rooms ML; TagResource on the new model when tagged on create."""
+    model = str(_required(params, "audienceModelArn", action))
+    tags = params.get("tags") or {}
+    tag_context = _tag_context(tags) if tags else {}
+    role = str(_required(_required(params, "outputConfig", action), "roleArn", action))
+    requests = [
+        Request(action, model, tag_context, "the audience model"),
+        _passed_role(role, "the output role (outputConfig.roleArn)"),
+    ]
+    if tags:
+        requests.append(
+            Request("cleanrooms-ml:TagResource", _new_configured_model(caller), tag_context, "tags on create")
+        )
+    return requests
+
+
+def _update_configured_audience_model(action: str, params: Mapping[str, Any], caller: Caller) -> list[Request]:
+    """The configured model; the new audience model when it changes (the SAR lists both resource types);
+    PassRole of a new output role."""
+    requests = [Request(action, str(_required(params, "configuredAudienceModelArn", action)), {}, "the model")]
+    if params.get("audienceModelArn"):
+        requests.append(Request(action, str(params["audienceModelArn"]), {}, "the new audience model"))
+    role = (params.get("outputConfig") or {}).get("roleArn")
+    if role:
+        requests.append(_passed_role(str(role), "the new output role (outputConfig.roleArn)"))
+    return requests
+
+
+def _membership_arn(params: Mapping[str, Any], caller: Caller, action: str) -> str:
+    membership = str(_required(params, "membershipIdentifier", action))
+    return f"arn:{caller.partition}:cleanrooms:{caller.region}:{caller.account}:membership/{membership}"
+
+
+def on_membership(action: str, params: Mapping[str, Any], caller: Caller) -> list[Request]:
+    """The membership the call names (``membershipIdentifier``: an id, in the caller's account and region)."""
+    return [Request(action, _membership_arn(params, caller, action), {}, "the membership")]
+
+
+def on_association(action: str, params: Mapping[str, Any], caller: Caller) -> list[Request]:
+    """The association the call names: ``<membership ARN>/configuredaudiencemodelassociation/<id>``."""
+    association = str(_required(params, "configuredAudienceModelAssociationIdentifier", action))
+    arn = f"{_membership_arn(params, caller, action)}/configuredaudiencemodelassociation/{association}"
+    return [Request(action, arn, {}, "the association")]
+
+
+def _create_configured_audience_model_association(
+    action: str, params: Mapping[str, Any], caller: Caller
+) -> list[Request]:
+    """The SAR's two resource types (the membership, the new association) with the request's tags; its
+    dependent actions on the configured model: GetConfiguredAudienceModel always, and the model's policy
+    (Get/PutConfiguredAudienceModelPolicy) when Clean Rooms is to manage it (``manageResourcePolicies``, whose
+    API reference says it needs those permissions); TagResource on the new association when tagged on create."""
+    membership = _membership_arn(params, caller, action)
+    association = f"{membership}/configuredaudiencemodelassociation/{NEW_RESOURCE_ID}"
+    model = str(_required(params, "configuredAudienceModelArn", action))
+    tags = params.get("tags") or {}
+    tag_context = _tag_context(tags) if tags else {}
+    requests = [
+        Request(action, membership, tag_context, "the membership"),
+        Request(action, association, tag_context, "the new association"),
+        Request("cleanrooms-ml:GetConfiguredAudienceModel", model, {}, "the configured model (dependent action)"),
+    ]
+    if params.get("manageResourcePolicies"):
+        for policy_action in ("GetConfiguredAudienceModelPolicy", "PutConfiguredAudienceModelPolicy"):
+            requests.append(
+                Request(f"cleanrooms-ml:{policy_action}", model, {}, "the model's policy (manageResourcePolicies)")
+            )
+    if tags:
+        requests.append(Request("cleanrooms:TagResource", association, tag_context, "tags on create"))
+    return requests
+
+
+_ON_JOB = on_arn("audienceGenerationJobArn")
+_ON_CONFIGURED_MODEL = on_arn("configuredAudienceModelArn")
+_TAGGING: dict[str, CallRequests] = {
+    "TagResource": on_arn("resourceArn", tags="tags"),
+    "UntagResource": on_arn("resourceArn", tag_keys="tagKeys"),
+    "ListTagsForResource": on_arn("resourceArn"),
+}
+
 #: (botocore service name, operation) -> the requests IAM evaluates for one call.
 CALL_REQUESTS: dict[tuple[str, str], CallRequests] = {
     ("cleanroomsml", "StartAudienceGenerationJob"): _start_audience_generation_job,
-    ("cleanroomsml", "GetAudienceGenerationJob"): on_arn("audienceGenerationJobArn"),
-    ("cleanroomsml", "DeleteAudienceGenerationJob"): on_arn("audienceGenerationJobArn"),
+    ("cleanroomsml", "GetAudienceGenerationJob"): _ON_JOB,
+    ("cleanroomsml", "DeleteAudienceGenerationJob"): _ON_JOB,
     ("cleanroomsml", "ListAudienceGenerationJobs"): on_every_resource,
-    ("cleanroomsml", "TagResource"): on_arn("resourceArn", tags="tags"),
-    ("cleanroomsml", "UntagResource"): on_arn("resourceArn", tag_keys="tagKeys"),
-    ("cleanroomsml", "ListTagsForResource"): on_arn("resourceArn"),
+    ("cleanroomsml", "StartAudienceExportJob"): _ON_JOB,
+    ("cleanroomsml", "ListAudienceExportJobs"): on_arn_or_every_resource("audienceGenerationJobArn"),
+    ("cleanroomsml", "CreateConfiguredAudienceModel"): _create_configured_audience_model,
+    ("cleanroomsml", "GetConfiguredAudienceModel"): _ON_CONFIGURED_MODEL,
+    ("cleanroomsml", "UpdateConfiguredAudienceModel"): _update_configured_audience_model,
+    ("cleanroomsml", "DeleteConfiguredAudienceModel"): _ON_CONFIGURED_MODEL,
+    ("cleanroomsml", "ListConfiguredAudienceModels"): on_every_resource,
+    ("cleanroomsml", "PutConfiguredAudienceModelPolicy"): _ON_CONFIGURED_MODEL,
+    ("cleanroomsml", "GetConfiguredAudienceModelPolicy"): _ON_CONFIGURED_MODEL,
+    ("cleanroomsml", "DeleteConfiguredAudienceModelPolicy"): _ON_CONFIGURED_MODEL,
+    **{("cleanroomsml", operation): requests for operation, requests in _TAGGING.items()},
+    ("cleanrooms", "CreateConfiguredAudienceModelAssociation"): _create_configured_audience_model_association,
+    ("cleanrooms", "GetConfiguredAudienceModelAssociation"): on_association,
+    ("cleanrooms", "UpdateConfiguredAudienceModelAssociation"): on_association,
+    # The SAR's dependent actions on the model's policy cannot be derived: the request does not name the model.
+    ("cleanrooms", "DeleteConfiguredAudienceModelAssociation"): on_association,
+    ("cleanrooms", "ListConfiguredAudienceModelAssociations"): on_membership,
+    **{("cleanrooms", operation): requests for operation, requests in _TAGGING.items()},
 }
 
 
