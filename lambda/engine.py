@@ -165,10 +165,10 @@ def _create(req: Request) -> Created:
             return _adopt(req)
         raise
     arn = service.dig(response, spec.created_arn) if spec.created_arn else None
-    return Created(str(arn)) if arn else _adopt(req)  # no ARN in the answer: found by its name
+    return Created(str(arn)) if arn else _adopt(req, just_created=True)  # no ARN in the answer: found by name
 
 
-def _adopt(req: Request) -> Created:
+def _adopt(req: Request, just_created: bool = False) -> Created:
     """The resource named like the request, if this very request created it."""
     spec, name = req.spec, req.name
     item = service.find_by_name(spec, req.region, name, req.desired)
@@ -196,7 +196,8 @@ def _adopt(req: Request) -> Created:
             f"{spec.noun} names are unique and {name!r} is already used by {handle}, which was not "
             "created from this resource's properties: give this resource another name"
         )
-    LOG.info("adopted %s %s, created by an earlier attempt of this request", spec.noun, handle)
+    if not just_created:
+        LOG.info("adopted %s %s, created by an earlier attempt of this request", spec.noun, handle)
     return Created(handle)
 
 
@@ -296,7 +297,9 @@ def _replacing_changes(req: Request, current: dict[str, Any] | None) -> list[str
     nothing to replace), else by comparing the old and new properties.
     """
     spec, desired = req.spec, req.desired or {}
-    if current is not None and (spec.tags is None or service.request_tag(spec, current) is not None):
+    if current is not None and spec.tags is None:
+        return _changes_seen_in(spec, current, req.previous, desired)
+    if current is not None and service.request_tag(spec, current) is not None:
         if _made_from(req, current, desired):
             return specs.unset_members(spec, req.previous or {}, desired)
         if req.previous is not None and _made_from(req, current, req.previous):
@@ -305,6 +308,23 @@ def _replacing_changes(req: Request, current: dict[str, Any] | None) -> list[str
     if req.previous is None:
         return ["the request"]  # old properties that no longer decode: replace, never patch
     return specs.replacing_members(spec, req.previous, desired)
+
+
+def _changes_seen_in(
+    spec: ResourceSpec, current: dict[str, Any], previous: dict[str, Any] | None, desired: dict[str, Any]
+) -> list[str]:
+    """For a type without tags: the members the resource differs in from ``desired`` and the properties
+    changed (a member the service echoes as a default, or omits, differs only when the properties changed it;
+    an Update back during a rollback finds the resource as it was and changes nothing)."""
+    old = previous or {}
+    names = set(specs.create_only(spec, desired)) | set(specs.create_only(spec, old))
+    changed = {
+        member
+        for member in names
+        if current.get(member) != desired.get(member) and (previous is None or old.get(member) != desired.get(member))
+    }
+    unset = {member for member in specs.unset_members(spec, old, desired) if current.get(member) is not None}
+    return sorted(changed | unset)
 
 
 def _discard_failed_attempt(req: Request) -> None:
@@ -514,14 +534,16 @@ def _poll_updated(req: Request) -> dict[str, Any]:
 
 
 def _update_in_place(req: Request, handle: str) -> bool:
-    """The ``update`` call with the members whose value changed (the new properties' values)."""
+    """The ``update`` call with the members whose value changed (the new properties' values, or the reset value
+    of a member no longer set)."""
     spec, desired, previous = req.spec, req.desired or {}, req.previous or {}
     if spec.update is None:
         return False
+    resets = dict(spec.update.resets)
     params = {
-        param: desired[member]
+        param: desired[member] if member in desired else resets[member]
         for member, param in spec.update.members
-        if desired.get(member) != previous.get(member) and member in desired
+        if desired.get(member) != previous.get(member) and (member in desired or member in resets)
     }
     if not params:
         return False

@@ -130,7 +130,7 @@ def with_name(
         return request
     if control.name_prefix is None:
         raise PropertyError(f"the properties need either {spec.name} or {NAME_PREFIX}")
-    digest = _digest([stack_id, logical_id, _without(specs.create_only(spec, request), spec.name)])[:_DIGEST_LENGTH]
+    digest = _digest([stack_id, logical_id, _without(specs.identity(spec, request), spec.name)])[:_DIGEST_LENGTH]
     prefix = _NAME_CHARS.sub("-", control.name_prefix).strip("-")
     room = max_length - _DIGEST_LENGTH - 1
     if len(prefix) > room:
@@ -140,8 +140,8 @@ def with_name(
 
 def request_digest(spec: ResourceSpec, request: Mapping[str, Any], stack_id: str, logical_id: str) -> str:
     """The value of the REQUEST_TAG a resource created from ``request`` by this stack's resource carries: the
-    digest of the members that force a new resource (an in-place change leaves it true)."""
-    return _digest([stack_id, logical_id, specs.create_only(spec, dict(request))])
+    digest of its identity (an in-place change leaves it true)."""
+    return _digest([stack_id, logical_id, specs.identity(spec, dict(request))])
 
 
 def _digest(value: Any) -> str:

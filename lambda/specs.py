@@ -47,6 +47,9 @@ class Update(NamedTuple):
     operation: str
     #: Request member -> the Update call's parameter for it.
     members: tuple[tuple[str, str], ...]
+    #: Request member -> the value that unsets it in place (the service's documented default); a member set
+    #: before and absent now without one here needs a new resource.
+    resets: tuple[tuple[str, object], ...] = ()
 
 
 class Attachment(NamedTuple):
@@ -222,6 +225,7 @@ CONFIGURED_AUDIENCE_MODEL = ResourceSpec(
             ("audienceSizeConfig", "audienceSizeConfig"),
             ("description", "description"),
         ),
+        resets=(("description", ""), ("minMatchingSeedSize", 500)),
     ),
     statuses=Statuses(creating=frozenset(), create_failed=frozenset(), deleting=frozenset(), delete_failed=frozenset()),
     passed_role="outputConfig.roleArn",
@@ -325,11 +329,25 @@ def replacing_members(spec: ResourceSpec, old: dict[str, object], new: dict[str,
 
 
 def unset_members(spec: ResourceSpec, old: dict[str, object], new: dict[str, object]) -> list[str]:
-    """The ``update`` members set in ``old`` and absent from ``new``: only a new resource can unset them."""
-    updatable = [member for member, _param in (spec.update.members if spec.update else ())]
-    return sorted(member for member in updatable if old.get(member) is not None and new.get(member) is None)
+    """The ``update`` members set in ``old`` and absent from ``new`` that no reset value unsets: only a new
+    resource can unset them."""
+    return sorted(member for member in _unresettable(spec) if old.get(member) is not None and new.get(member) is None)
+
+
+def _unresettable(spec: ResourceSpec) -> list[str]:
+    if spec.update is None:
+        return []
+    resettable = {member for member, _value in spec.update.resets}
+    return [member for member, _param in spec.update.members if member not in resettable]
 
 
 def create_only(spec: ResourceSpec, request: dict[str, object]) -> dict[str, object]:
-    """The members of ``request`` whose change needs a new resource (what names and request tags cover)."""
+    """The members of ``request`` whose change needs a new resource."""
     return {k: v for k, v in request.items() if k not in spec.in_place}
+
+
+def identity(spec: ResourceSpec, request: dict[str, object]) -> dict[str, object]:
+    """What derived names and request tags cover: the create-only members, and whether each ``update`` member
+    that only a new resource can unset is set (unsetting it then yields a new name, as a replacement needs)."""
+    marks = {f"{member} (set)": True for member in _unresettable(spec) if request.get(member) is not None}
+    return {**create_only(spec, request), **marks}

@@ -84,6 +84,7 @@ class ConfiguredModel:
             "arn": self.arn,
             "name": self.name,
             "status": "ACTIVE",
+            **copy.deepcopy(self.settings),
             "tags": dict(self.tags),
             "policy": self.policy,
             "policyHash": None if self.policy is None else policy_hash(self.policy),
