@@ -17,7 +17,7 @@ from aws_cdk import CfnDeletionPolicy, CfnResource, Duration, RemovalPolicy, Sta
 
 from constructs import Construct, IValidation
 
-from . import validation
+from . import references, validation
 from .service_model import specs
 from .validation import Issue
 
@@ -321,5 +321,5 @@ def attribute(resource: CfnResource, name: str) -> str:
     """GetAtt ``name`` of ``resource`` as a string token, made once (each costs jsii round trips)."""
     made = _ATTRIBUTES.setdefault(resource, {})
     if name not in made:
-        made[name] = resource.get_att(name).to_string()
+        made[name] = references.remember(resource.get_att(name).to_string(), resource.cfn_resource_type)
     return made[name]

@@ -35,7 +35,7 @@ class ConfiguredAudienceModelAssociation(Construct):
         *,
         configured_audience_model_arn: str,
         membership_id: str,
-        name: str,
+        name: str | None = None,
         manage_resource_policies: bool = True,
         description: str | None = None,
         tags: dict[str, str] | None = None,
@@ -46,7 +46,9 @@ class ConfiguredAudienceModelAssociation(Construct):
         :param configured_audience_model_arn: the configured audience model (``configuredAudienceModelArn``).
         :param membership_id: this account's membership in the collaboration (``membershipIdentifier``, its id).
         :param name: the association's name in the collaboration (``configuredAudienceModelAssociationName``),
-            unique per membership; it can change in place.
+            unique per membership; it can change in place. Default: made by the handler from the construct path
+            and a digest of the request (a replacement, e.g. for a new configured model, then gets a new name;
+            with a name given, a replacement fails as CloudFormation's own named resources do).
         :param manage_resource_policies: whether Clean Rooms updates the model's resource policy so the
             collaboration's members may generate audiences from it (``manageResourcePolicies``). Default: True.
         :param description: (``description``). Default: not sent.
@@ -60,10 +62,10 @@ class ConfiguredAudienceModelAssociation(Construct):
         request: dict[str, Any] = {
             "membershipIdentifier": membership_id,
             "configuredAudienceModelArn": configured_audience_model_arn,
-            "configuredAudienceModelAssociationName": name,
             "manageResourcePolicies": manage_resource_policies,
         }
-        request.update({k: v for k, v in (("description", description), ("tags", tags)) if v is not None})
+        optional = (("configuredAudienceModelAssociationName", name), ("description", description), ("tags", tags))
+        request.update({k: v for k, v in optional if v is not None})
         options = _resource.Options(True, timeout, removal_policy, None)
         names = {"membershipIdentifier": "membership_id", "configuredAudienceModelAssociationName": "name"}
         prepared = _resource.prepare(scope, id, _SPEC, request, issues, options, names=names)
@@ -74,7 +76,7 @@ class ConfiguredAudienceModelAssociation(Construct):
                 prepared,
                 _SPEC,
                 path=_resource.shared(prepared.stack).child_path(scope, id),
-                explicit_name=True,
+                explicit_name=name is not None,
                 name_max_length=int(request_shape(_SPEC.create, _SPEC.service).members[_SPEC.name].metadata["max"]),
                 removal_policy=removal_policy,
                 poll_interval=None,

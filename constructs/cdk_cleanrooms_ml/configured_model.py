@@ -196,7 +196,7 @@ class ConfiguredAudienceModel(Construct):
         id: str,
         *,
         membership_id: str,
-        name: str,
+        name: str | None = None,
         manage_resource_policies: bool = True,
         description: str | None = None,
         tags: dict[str, str] | None = None,

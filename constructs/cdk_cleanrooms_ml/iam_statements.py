@@ -16,6 +16,7 @@ from aws_cdk import aws_iam as iam
 
 from constructs import IConstruct, IValidation
 
+from .references import served_type
 from .validation import arn_parts, is_token
 
 SERVICE_PRINCIPAL = "cleanrooms-ml.amazonaws.com"
@@ -102,9 +103,9 @@ class HandlerStatements:
     Starting a job from a configured audience model is evaluated on three resources (the Clean Rooms ML
     user guide's IAM behaviours): the model, the caller's new job and, when the model belongs to another
     account, the model owner's copy of the job. Jobs live in the model's region, in the stack's account.
-    A resource created in this stack is granted by the pattern of its type in the stack's account and
-    region: its own ARN is known only once it exists, and referencing it would make the handler depend on
-    the resources it serves.
+    A resource created in this stack by the provider is granted by the pattern of its type in the stack's
+    account and region: referencing its ARN would make the handler depend on the resources it serves
+    (``references``). Any other ARN, a parameter's included, is granted as it is.
     """
 
     def __init__(self, stack_account: str, attach: Callable[[iam.PolicyStatement], Any]) -> None:
@@ -131,10 +132,13 @@ class HandlerStatements:
     def add_job(
         self, configured_audience_model_arn: str, seed_role_arn: str, collaboration_id: str | None = None
     ) -> None:
-        partition, region, owner = model_home(configured_audience_model_arn)
+        model = configured_audience_model_arn
+        if served_type(model) is not None:  # a configured model of this stack: its type's pattern
+            model = self._pattern("configured-audience-model/*")
+        partition, region, owner = model_home(model)
         caller_jobs = job_arn_pattern(partition, region, self._stack_account)
         start = self._start_statement(collaboration_id)
-        self._grant(start, configured_audience_model_arn, caller_jobs)
+        self._grant(start, model, caller_jobs)
         if is_token(owner) or is_token(self._stack_account) or owner != self._stack_account:
             self._grant(start, job_arn_pattern(partition, region, owner))
         self._grant("WatchTagAndDeleteJobs", caller_jobs)
@@ -142,16 +146,16 @@ class HandlerStatements:
         self._pass(seed_role_arn)
 
     def add_export(self, audience_generation_job_arn: str) -> None:
-        """Exports of this job: the job's own ARN when it is known, else the stack's jobs."""
-        parts = arn_parts(audience_generation_job_arn)
-        if parts is not None:
-            self._grant("ExportJobsOfTheseJobs", audience_generation_job_arn)
-        else:
+        """Exports of this job: the stack's jobs for a job of this stack, else the job's own ARN."""
+        if served_type(audience_generation_job_arn) is not None:
             self._grant("ExportJobsOfTheseJobs", job_arn_pattern(account=self._stack_account))
+        else:
+            self._grant("ExportJobsOfTheseJobs", audience_generation_job_arn)
 
     def add_configured_model(self, audience_model_arn: str, output_role_arn: str) -> None:
         """Configured audience models of this stack, made from this audience model, writing with this role."""
-        source = audience_model_arn if arn_parts(audience_model_arn) is not None else self._pattern("audience-model/*")
+        served = served_type(audience_model_arn) is not None
+        source = self._pattern("audience-model/*") if served else audience_model_arn
         self._grant("CreateConfiguredModelsFromTheseModels", source)
         self._grant("ManageConfiguredModels", self._pattern("configured-audience-model/*"))
         self._grant("FindConfiguredModelsByName", "*")
@@ -164,11 +168,9 @@ class HandlerStatements:
         )
         self._grant("AssociateInTheseMemberships", membership)
         self._grant("ManageModelAssociations", f"{membership}/configuredaudiencemodelassociation/*")
-        model = (
-            configured_audience_model_arn
-            if arn_parts(configured_audience_model_arn) is not None
-            else self._pattern("configured-audience-model/*")
-        )
+        model = configured_audience_model_arn
+        if served_type(model) is not None:
+            model = self._pattern("configured-audience-model/*")
         self._grant("AssociationsReadAndShareModels", model)
 
     def _pattern(self, resource: str) -> str:

@@ -238,9 +238,9 @@ class AudienceGenerationJob(_JobGrants, Construct):
         time (GetAtt ``Name``: ``<construct path>-<digest>``, at most 63 characters)."""
         return self._explicit_name if self._explicit_name is not None else self._name_attribute
 
-    @functools.cached_property
+    @property
     def _name_attribute(self) -> str:
-        return self.resource.get_att("Name").to_string()
+        return _resource.attribute(self.resource, "Name")
 
     @property
     def waits_for_completion(self) -> bool:
@@ -271,31 +271,31 @@ class AudienceGenerationJob(_JobGrants, Construct):
             timeout=timeout,
         )
 
-    # The attributes are made on first use: most jobs never read them, and each costs two jsii calls.
-    @functools.cached_property
+    # The attributes are made on first use (and once): most jobs never read them, and each costs jsii calls.
+    @property
     def audience_generation_job_arn(self) -> str:
         """The job's ARN (GetAtt ``AudienceGenerationJobArn``; the API's ``audienceGenerationJobArn``)."""
-        return self.resource.get_att("AudienceGenerationJobArn").to_string()
+        return _resource.attribute(self.resource, "AudienceGenerationJobArn")
 
-    @functools.cached_property
+    @property
     def status(self) -> str:
         """The job's status when its deploy step ended (GetAtt ``Status``; GetAudienceGenerationJob ``status``):
         ACTIVE, or with ``wait_for_completion=False`` the status right after the start (e.g. CREATE_PENDING).
         ``NOT_FOUND`` after an update that found the job deleted outside CloudFormation."""
-        return self.resource.get_att("Status").to_string()
+        return _resource.attribute(self.resource, "Status")
 
-    @functools.cached_property
+    @property
     def recall_metric(self) -> str:
         """The service's recall metric once ACTIVE, else empty (GetAtt ``RecallMetric``; ``metrics.recallMetric``).
 
         Empty when the deploy step did not wait for ACTIVE."""
-        return self.resource.get_att("RecallMetric").to_string()
+        return _resource.attribute(self.resource, "RecallMetric")
 
-    @functools.cached_property
+    @property
     def relevance_metrics(self) -> str:
         """The service's relevance metrics as a JSON string once ACTIVE, else empty (GetAtt ``RelevanceMetrics``;
         ``metrics.relevanceMetrics``). Empty when the deploy step did not wait for ACTIVE."""
-        return self.resource.get_att("RelevanceMetrics").to_string()
+        return _resource.attribute(self.resource, "RelevanceMetrics")
 
     @property
     def cdk_tag_manager(self) -> TagManager:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # imported when a rehearsal starts, so that --help answers at once
@@ -39,69 +40,130 @@ def _check(outcome: Outcome, what: str) -> bool:
     return False
 
 
+def _library_types() -> dict[str, Any]:
+    """The custom resource types of this library, by CloudFormation type name: their resource specs."""
+    from ..service_model import specs
+
+    return dict(specs().SPECS)
+
+
+def _exists(endpoint: Any, spec: Any, physical_id: str) -> dict[str, Any] | None:
+    """The resource as the endpoint keeps it (None when gone)."""
+    job_arn, _, export_name = physical_id.partition("|")  # an export's physical id: <job ARN>|<its name>
+    lookups: dict[str, Callable[[], dict[str, Any] | None]] = {
+        "audience generation job": lambda: endpoint.job(physical_id),
+        "audience export job": lambda: next((e for e in endpoint.exports(job_arn) if e["name"] == export_name), None),
+        "configured audience model": lambda: endpoint.configured_model(physical_id),
+        "configured audience model association": lambda: endpoint.association(physical_id),
+    }
+    return lookups[spec.noun]()
+
+
+def _read_back(endpoint: Any, spec: Any, physical_id: str) -> str:
+    """Read the resource through the service's API, as its handler does: "Found", or the error code without its
+    ``Exception`` suffix (``ResourceNotFound`` once it is gone)."""
+    import re
+
+    from botocore.exceptions import ClientError
+
+    params = {spec.key: physical_id} if spec.key else {}
+    if not spec.key:  # named by its ARN's parts (an association: its membership and its id)
+        match = re.fullmatch(spec.arn_resource, physical_id.split(":", 5)[-1])
+        params = match.groupdict() if match else {}
+    client = endpoint.client(service=spec.service)
+    try:
+        getattr(client, _snake(spec.read))(**params)
+        return "Found"
+    except ClientError as error:
+        return str(error.response["Error"]["Code"]).removesuffix("Exception")
+
+
+def _snake(operation: str) -> str:
+    from botocore import xform_name
+
+    return str(xform_name(operation))
+
+
 def rehearse(cdk_out: str, stack: str | None, reads: int, real_time: bool) -> int:
     from .driver import Rehearsal
     from .endpoint import Endpoint
 
+    kinds = _library_types()
     print(BANNER, flush=True)
     with Endpoint(reads_until_active=reads) as endpoint:
-        print(f"endpoint: {endpoint.url} (AWS_ENDPOINT_URL_CLEANROOMSML for the handlers)", flush=True)
+        print(f"endpoint: {endpoint.url} (AWS_ENDPOINT_URL_CLEANROOMSML and _CLEANROOMS for the handlers)", flush=True)
         with Rehearsal(cdk_out, stack, endpoint=endpoint, real_time=real_time, on_step=_print_step) as rehearsal:
-            jobs = rehearsal.logical_ids()
-            if not jobs:
-                print(f"stack {rehearsal.stack.name} has no audience generation job", flush=True)
+            ours = {t: rehearsal.logical_ids(t) for t in kinds if rehearsal.logical_ids(t)}
+            if not ours:
+                print(f"stack {rehearsal.stack.name} has no resource of cdk-cleanrooms-ml", flush=True)
                 return 1
-            print(f"stack {rehearsal.stack.name}: {len(jobs)} job(s): {', '.join(jobs)}", flush=True)
+            listed = "; ".join(f"{kinds[t].noun}: {', '.join(ids)}" for t, ids in ours.items())
+            print(f"stack {rehearsal.stack.name}: {listed}", flush=True)
+            type_of = {logical_id: t for t, ids in ours.items() for logical_id in ids}
 
-            print("\n--- 1. create (is_complete polls until the job is ACTIVE) ---", flush=True)
+            print("\n--- 1. create, in dependency order (is_complete polls until each is ready) ---", flush=True)
             created = rehearsal.create()
             if not _check(created, "create"):
                 return 1
-            arns = {}
-            for logical_id in jobs:
-                data = created.result(logical_id, "Create").data
-                arns[logical_id] = data.get("AudienceGenerationJobArn", "")
-                print(f"    {logical_id}: {data.get('Status')} {arns[logical_id]}", flush=True)
-                print(f"      RecallMetric={data.get('RecallMetric')} RelevanceMetrics={data.get('RelevanceMetrics')}")
-                if data.get("Status") != "ACTIVE" or not arns[logical_id]:
-                    print("==> the job is not ACTIVE after create", flush=True)
+            physical: dict[str, str] = {}
+            for logical_id, type_name in type_of.items():
+                result = created.result(logical_id, "Create")
+                physical[logical_id] = result.physical_id
+                status = result.data.get("Status")
+                print(f"    {logical_id}: {kinds[type_name].noun} {result.physical_id} {status or ''}", flush=True)
+                for metric in ("RecallMetric", "RelevanceMetrics", "OutputLocation", "CollaborationId"):
+                    if metric in result.data:
+                        print(f"      {metric}={result.data[metric]}", flush=True)
+                missing = _exists(endpoint, kinds[type_name], result.physical_id) is None
+                if missing or status not in (None, "ACTIVE"):
+                    print(f"==> the {kinds[type_name].noun} {logical_id} is not ready after create", flush=True)
                     return 1
 
-            print("\n--- 2. tags-only update (the same job, tags changed in place) ---", flush=True)
+            print("\n--- 2. tags-only update (the same resources, tags changed in place, where the type has tags) ---")
+            taggable = {logical_id for logical_id, t in type_of.items() if kinds[t].tags is not None}
 
-            def retag(_logical_id: str, properties: dict[str, Any]) -> dict[str, Any]:
-                return {**properties, "tags": {**(properties.get("tags") or {}), "rehearsal": "tags-update"}}
+            def retag(logical_id: str, properties: dict[str, Any]) -> dict[str, Any]:
+                if logical_id not in taggable:
+                    return properties
+                member = kinds[type_of[logical_id]].tags
+                return {**properties, member: {**(properties.get(member) or {}), "rehearsal": "tags-update"}}
 
             updated = rehearsal.update(change=retag)
             if not _check(updated, "update"):
                 return 1
-            for logical_id in jobs:
-                job = endpoint.job(arns[logical_id])
-                same = updated.result(logical_id, "Update").physical_id == arns[logical_id]
-                tags = (job or {}).get("tags")
-                print(f"    {logical_id}: same job: {same}; tags now {tags}", flush=True)
-                if not same or not tags or tags.get("rehearsal") != "tags-update":
-                    print("==> the tags-only update did not update the job in place", flush=True)
+            for logical_id, type_name in type_of.items():
+                if logical_id not in taggable:
+                    print(f"    {logical_id}: {kinds[type_name].noun}s take no tags: not updated", flush=True)
+                    continue
+                now = _exists(endpoint, kinds[type_name], physical[logical_id]) or {}
+                same = updated.result(logical_id, "Update").physical_id == physical[logical_id]
+                tags = now.get("tags") or {}
+                print(f"    {logical_id}: same resource: {same}; tags now {tags}", flush=True)
+                if not same or tags.get("rehearsal") != "tags-update":
+                    print("==> the tags-only update did not update the resource in place", flush=True)
                     return 1
 
-            print("\n--- 3. delete (is_complete polls until the job is gone) ---", flush=True)
+            print("\n--- 3. delete, dependents first (is_complete polls until each is gone) ---", flush=True)
             deleted = rehearsal.delete()
             if not _check(deleted, "delete"):
                 return 1
-            client = endpoint.client()
             left = []
-            for arn in arns.values():
-                try:
-                    status = client.get_audience_generation_job(audienceGenerationJobArn=arn)["status"]
-                    left.append(arn)
-                    print(f"    {arn}: STILL THERE ({status})", flush=True)
-                except client.exceptions.ResourceNotFoundException:
-                    print(f"    {arn}: gone (GetAudienceGenerationJob -> ResourceNotFoundException)", flush=True)
+            for logical_id, type_name in type_of.items():
+                spec, still = kinds[type_name], _exists(endpoint, kinds[type_name], physical[logical_id])
+                if spec.delete is None:
+                    why = "gone with its generation job" if still is None else "kept: the API has no delete"
+                    print(f"    {logical_id}: {spec.noun} {why}", flush=True)
+                    continue
+                answer = _read_back(endpoint, spec, physical[logical_id])
+                if still is None and answer == "ResourceNotFound":
+                    print(f"    {logical_id}: {spec.noun} gone ({spec.read} -> {answer}Exception)", flush=True)
+                else:
+                    left.append(logical_id)
+                    print(f"    {logical_id}: {spec.noun} STILL THERE ({spec.read} -> {answer})", flush=True)
             if left:
                 return 1
-            calls = len(endpoint.calls)
             print(
-                f"\nrehearsed create -> ACTIVE -> tags update -> delete -> gone: {calls} API calls, "
+                f"\nrehearsed create -> ready -> tags update -> delete -> gone: {len(endpoint.calls)} API calls, "
                 f"{rehearsal.invocation_count()} handler invocations",
                 flush=True,
             )

@@ -256,10 +256,7 @@ class Rehearsal:
                 for k, (action, _) in plan.items()
                 if action == "Update" and k in self.deployed and self.deployed[k].physical_id != before[k].physical_id
             ]
-            for logical_id, old in replaced:
-                policy = old.resource.get("UpdateReplacePolicy", "Delete")
-                with self._in_clock():
-                    self._delete_one(outcome, logical_id, old, retain=policy == "Retain", rollback=False)
+            self._clean_up(outcome, dict(replaced), rollback=False)
             removed = [k for k in before if k not in resources]
             self._remove(outcome, removed, rollback=False, on_create_rollback=False, source=before)
             return self._end(outcome, "UPDATE_COMPLETE")
@@ -291,9 +288,7 @@ class Rehearsal:
             return self._end(outcome, "UPDATE_ROLLBACK_FAILED")
         # UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS: the replacements and what the update created go; a
         # failure here leaves the resource behind but does not fail the rollback.
-        for logical_id, new in replacements:
-            with self._in_clock():
-                self._delete_one(outcome, logical_id, new, retain=False, rollback=True)
+        self._clean_up(outcome, dict(replacements), rollback=True)
         created = [k for k, (action, _) in plan.items() if action == "Create" and k in self.deployed]
         self._remove(outcome, created, rollback=True, on_create_rollback=True)
         return self._end(outcome, "UPDATE_ROLLBACK_COMPLETE")
@@ -374,6 +369,10 @@ class Rehearsal:
         def start(logical_id: str) -> Callable[[], Any] | None:
             action, _ = plan[logical_id]
             resource = resources[logical_id]
+            if action == "Keep" and logical_id in self.deployed and self._resolves_anew(logical_id, resource):
+                # What it references was replaced a moment ago (a new ARN): CloudFormation updates it too.
+                action = "Update"
+                plan[logical_id] = (action, self.deployed[logical_id])
             if action == "Keep":
                 return None
             if not is_custom(str(resource.get("Type", ""))):
@@ -718,6 +717,27 @@ class Rehearsal:
         # new starts once a delete failed, as CloudFormation leaves the stack DELETE_FAILED with them in place.
         self._in_order(dependents, start, finish, halted=lambda: not all(results), name="cfn-delete")
         return all(results)
+
+    def _clean_up(self, outcome: Outcome, replaced: dict[str, _Deployed], *, rollback: bool) -> None:
+        """The cleanup phase: delete the physical resources a replacement left (the old ones after an update, the
+        new ones after its rollback), dependents first, independent ones at the same time. A failure leaves its
+        resource behind and fails nothing; the others are still deleted. After an update, UpdateReplacePolicy
+        Retain keeps the old resource."""
+        graph = dependencies({"Resources": {k: d.resource for k, d in replaced.items()}})
+        dependents: dict[str, set[str]] = {k: set() for k in replaced}
+        for k, deps in graph.items():
+            for dep in deps:
+                dependents[dep].add(k)
+
+        def start(logical_id: str) -> Callable[[], bool] | None:
+            old = replaced[logical_id]
+            retain = not rollback and old.resource.get("UpdateReplacePolicy", "Delete") == "Retain"
+            return lambda: self._delete_one(outcome, logical_id, old, retain=retain, rollback=rollback)
+
+        def finish(_logical_id: str, future: Future[Any]) -> None:
+            future.exception()  # a failure is already in the outcome's results; the cleanup goes on
+
+        self._in_order(dependents, start, finish, halted=lambda: False, name="cfn-cleanup")
 
     def _forget(self, logical_id: str, source: dict[str, _Deployed] | None) -> None:
         with self._lock:

@@ -539,7 +539,7 @@ class Endpoint:
             )
 
     def jobs(self) -> list[dict[str, Any]]:
-        """Every job that exists (any status): arn, name, status, tags."""
+        """Every job that exists (any status): arn, name, status, tags, configuredAudienceModelArn."""
         with self._lock:
             return [job.snapshot() for job in self._jobs.values()]
 

@@ -62,7 +62,13 @@ class Job:
         return None if arn is None else str(arn)
 
     def snapshot(self) -> dict[str, Any]:
-        return {"arn": self.arn, "name": self.name, "status": self.status, "tags": dict(self.tags)}
+        return {
+            "arn": self.arn,
+            "name": self.name,
+            "status": self.status,
+            "tags": dict(self.tags),
+            "configuredAudienceModelArn": self.model_arn,
+        }
 
 
 def job_metrics(name: str, sizes: tuple[str, list[int]] | None = None) -> dict[str, Any]:
