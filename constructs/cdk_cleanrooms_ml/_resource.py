@@ -77,7 +77,12 @@ def name_prefix(path: str, max_length: int) -> str:
     """The start of a generated name: the construct path in the characters names allow (the handler adds a
     digest of the resolved request)."""
     prefix = _NAME_CHARS.sub("-", path).strip("-")
-    return prefix[-max_length:].lstrip("-")
+    if len(prefix) <= max_length:
+        return prefix
+    kept = prefix[-max_length:]
+    if prefix[-max_length - 1] != "-":  # cut inside a path segment: keep whole segments only (the innermost)
+        kept = kept.partition("-")[2] or kept
+    return kept.lstrip("-")
 
 
 def control_properties(
