@@ -13,7 +13,7 @@ for cdk-nag, with the reason (the README's Security section lists the same).
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, Aws, CfnResource, Duration, Fn, RemovalPolicy, Stack, Validations
+from aws_cdk import Acknowledgment, Aws, CfnResource, Duration, Fn, NestedStack, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -37,11 +37,14 @@ RUNTIME = lambda_.Runtime.PYTHON_3_14
 _ID = "CleanRoomsMlProvider"
 
 
-class CleanRoomsMlProvider(Construct):
+class CleanRoomsMlProvider(NestedStack):
     """The custom-resource provider of every construct of this library: usually created for you, once per stack.
 
-    Create it yourself (``CleanRoomsMlProvider.of(stack, ...)``) before the resources to set the poll interval
-    or the log options for the stack; resources that ask for another poll interval get a provider of their own.
+    A nested stack, so that it costs its parent one CloudFormation resource (an ``AWS::CloudFormation::Stack``),
+    whatever it holds: a stack keeps room for 499 of the library's resources (as aws-cdk's EKS cluster keeps its
+    providers in nested stacks). Create it yourself (``CleanRoomsMlProvider.of(stack, ...)``) before the
+    resources to set the poll interval or the log options for the stack; resources that ask for another poll
+    interval get a provider of their own.
     """
 
     def __init__(
