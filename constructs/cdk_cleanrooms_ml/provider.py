@@ -203,8 +203,9 @@ class CleanRoomsMlProvider(NestedStack):
         """Let the handlers associate configured audience models with this membership."""
         self.statements.add_association(membership_id, configured_audience_model_arn)
 
+    # Shadows Stack.of on purpose (the provider's API since 0.1.0): the library calls Stack.of itself.
     @staticmethod
-    def of(
+    def of(  # type: ignore[override]
         scope: Construct,
         *,
         poll_interval: Duration | None = None,
