@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from aws_cdk import Duration, RemovalPolicy, Stack, Tags
+from aws_cdk import App, Duration, RemovalPolicy, Stack, Tags
 from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Match
 
@@ -148,6 +148,26 @@ def test_pass_role_lists_every_seed_role_once() -> None:
         "arn:aws:iam::111122223333:role/one",
         "arn:aws:iam::111122223333:role/two",
     ]
+
+
+def _jobs_with_their_own_seed_roles(count: int) -> Stack:
+    scope = stack()
+    for i in range(count):
+        role = iam.Role(scope, f"Seed{i}", assumed_by=iam.ServicePrincipal("cleanrooms-ml.amazonaws.com"))
+        job(scope, f"Job{i}", seed_audience=s3_seed(role))
+    return scope
+
+
+def test_more_seed_roles_of_the_stack_than_a_nested_stack_takes_fail_at_synth() -> None:
+    """Each seed role defined in the stack is one Parameter of the provider's nested stack: CloudFormation takes
+    200 per template and would refuse the 201st only at deploy. Synth says so, naming the provider."""
+    at_quota = _jobs_with_their_own_seed_roles(200)
+    assert len(provider_template(at_quota).to_json()["Parameters"]) == 200  # synthesizes
+    over = _jobs_with_their_own_seed_roles(201)
+    app = over.node.root
+    assert isinstance(app, App)
+    with pytest.raises(Exception, match=r"Test/CleanRoomsMlProvider: the provider's nested stack needs 201 Param"):
+        app.synth()
 
 
 def test_control_properties_appear_only_when_not_default() -> None:
