@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from aws_cdk import App, Environment, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Template
 
-from cdk_cleanrooms_ml import AudienceGenerationJob, S3DataSource, SeedAudience
+from cdk_cleanrooms_ml import AudienceGenerationJob, CleanRoomsMlProvider, S3DataSource, SeedAudience
+from cdk_cleanrooms_ml.rehearsal.iam import paper_resolver
+from cdk_cleanrooms_ml.rehearsal.template import StackTemplate, is_nested_stack
 
 ACCOUNT = "111122223333"
 REGION = "us-east-1"
@@ -37,6 +40,38 @@ def job(scope: Stack, id: str = "Lookalike", **kwargs: Any) -> AudienceGeneratio
 
 def template(scope: Stack) -> Template:
     return Template.from_stack(scope)
+
+
+def providers(scope: Stack) -> list[CleanRoomsMlProvider]:
+    """The stack's providers: nested stacks, each with its handlers, framework, roles and log group."""
+    return [child for child in scope.node.children if isinstance(child, CleanRoomsMlProvider)]
+
+
+def provider_template(scope: Stack) -> Template:
+    """The template of the stack's one provider (a nested stack: its resources are not in the stack's template)."""
+    (provider,) = providers(scope)
+    return Template.from_stack(provider)
+
+
+def stack_templates(cdk_out: Path, stack_name: str) -> list[StackTemplate]:
+    """A synthesized stack and its nested stacks, each nested stack's Parameters resolved on paper in its parent
+    (``iam.paper_resolver``), as the rehearsal resolves them without a deploy."""
+    found = [StackTemplate.load(cdk_out, stack_name)]
+    for stack in found:  # grows while it is walked: nested stacks of nested stacks too
+        found += stack.nested_stacks(paper_resolver(stack).resolve).values()
+    return found
+
+
+def nested_template_files(cdk_out: Path, stack_name: str) -> list[Path]:
+    """The template files of a synthesized stack's nested stacks (its providers): the file assets their
+    resources' TemplateURLs point at, as the rehearsal finds them."""
+    stack = StackTemplate.load(cdk_out, stack_name)
+    resolve = paper_resolver(stack).resolve
+    return [
+        stack.assets[str(resolve(resource["Properties"]["TemplateURL"])).rsplit("/", 1)[-1]]
+        for resource in stack.resources.values()
+        if is_nested_stack(resource["Type"])
+    ]
 
 
 def custom_resources(scope: Stack) -> dict[str, dict[str, Any]]:

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from cdk_cleanrooms_ml import handler_asset
-from tests.helpers import job, stack, template
+from tests.helpers import job, provider_template, stack
 
 ROOT = Path(__file__).resolve().parent.parent
 HANDLER_FILES = {"engine.py", "entrypoints.py", "model_rules.py", "properties.py", "service.py", "specs.py"}
@@ -20,7 +20,9 @@ HANDLER_FILES = {"engine.py", "entrypoints.py", "model_rules.py", "properties.py
 def _asset_keys() -> set[str]:
     scope = stack()
     job(scope)
-    functions = template(scope).find_resources("AWS::Lambda::Function", {"Properties": {"Runtime": "python3.14"}})
+    functions = provider_template(scope).find_resources(
+        "AWS::Lambda::Function", {"Properties": {"Runtime": "python3.14"}}
+    )
     return {f["Properties"]["Code"]["S3Key"] for f in functions.values()}
 
 

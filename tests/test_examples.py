@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from cdk_cleanrooms_ml import RESOURCE_TYPE
-from tests.helpers import run_shared_dir
+from tests.helpers import nested_template_files, run_shared_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -63,6 +63,17 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Mod
     return {name: (module, _template(shared / name, module.STACK_NAME)) for name, module in modules.items()}
 
 
+@pytest.fixture(scope="module")
+def providers(synthesized: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """``{example: template}`` of each example's provider: the stack's one nested stack."""
+    shared = run_shared_dir(tmp_path_factory, "examples-cdk-out")
+    found = {}
+    for name, (module, _) in synthesized.items():
+        (nested,) = nested_template_files(shared / name, module.STACK_NAME)
+        found[name] = json.loads(nested.read_text())
+    return found
+
+
 def _jobs(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {k: r["Properties"] for k, r in template["Resources"].items() if r["Type"] == RESOURCE_TYPE}
 
@@ -97,7 +108,9 @@ def test_app_is_the_s3_seeded_job_that_cdk_json_runs(synthesized: dict[str, Any]
     assert _getatt_output(template, "JobStatus") == [logical_id, "Status"]
 
 
-def test_sql_seed_example_has_a_query_job_and_a_template_job_with_compute(synthesized: dict[str, Any]) -> None:
+def test_sql_seed_example_has_a_query_job_and_a_template_job_with_compute(
+    synthesized: dict[str, Any], providers: dict[str, dict[str, Any]]
+) -> None:
     module, template = synthesized["sql_seed"]
     jobs = list(_jobs(template).values())
     assert len(jobs) == 2
@@ -111,7 +124,8 @@ def test_sql_seed_example_has_a_query_job_and_a_template_job_with_compute(synthe
         worker = job["seedAudience"]["sqlComputeConfiguration"]["worker"]
         assert worker["type"] in ("CR.1X", "CR.4X") and isinstance(worker["number"], int)
         assert worker["properties"]["spark"]  # Spark properties reach the request
-    assert _count(template, "AWS::StepFunctions::StateMachine") == 1  # one shared provider
+    assert _count(template, "AWS::CloudFormation::Stack") == 1  # one shared provider, a nested stack
+    assert _count(providers["sql_seed"], "AWS::StepFunctions::StateMachine") == 1
     # Both jobs use the one seed role SeedAudience.from_sql made for the membership.
     (role_arn,) = {json.dumps(job["seedAudience"]["roleArn"]) for job in jobs}
     role = template["Resources"][json.loads(role_arn)["Fn::GetAtt"][0]]
@@ -119,13 +133,20 @@ def test_sql_seed_example_has_a_query_job_and_a_template_job_with_compute(synthe
     assert "cleanrooms:StartProtectedQuery" in actions and "cleanrooms:GetProtectedQuery" in actions
 
 
-def test_cross_account_example_targets_another_accounts_model(synthesized: dict[str, Any]) -> None:
+def test_cross_account_example_targets_another_accounts_model(
+    synthesized: dict[str, Any], providers: dict[str, dict[str, Any]]
+) -> None:
     module, template = synthesized["cross_account"]
     (props,) = _jobs(template).values()
     assert props["configuredAudienceModelArn"].split(":")[4] == module.MODEL_OWNER_ACCOUNT
     assert props["collaborationId"] == module.DEFAULTS["collaborationId"]
-    # The handler may start jobs from exactly that model (besides its own account's job ARNs).
-    policies = [r for r in template["Resources"].values() if r["Type"] == "AWS::IAM::Policy"]
+    # The handler may start jobs from exactly that model (besides its own account's job ARNs): in the provider.
+    policies = [
+        r
+        for t in (template, providers["cross_account"])
+        for r in t["Resources"].values()
+        if r["Type"] == "AWS::IAM::Policy"
+    ]
     start_resources = [
         s["Resource"]
         for p in policies
@@ -136,7 +157,9 @@ def test_cross_account_example_targets_another_accounts_model(synthesized: dict[
     assert props["configuredAudienceModelArn"] in start_resources[0]
 
 
-def test_many_jobs_example_stack_tags_reach_every_job(synthesized: dict[str, Any]) -> None:
+def test_many_jobs_example_stack_tags_reach_every_job(
+    synthesized: dict[str, Any], providers: dict[str, dict[str, Any]]
+) -> None:
     module, template = synthesized["many_jobs"]
     jobs = _jobs(template)
     assert len(jobs) == len(module.SEGMENTS) == 3
@@ -148,8 +171,11 @@ def test_many_jobs_example_stack_tags_reach_every_job(synthesized: dict[str, Any
     bucket = next(r for r in template["Resources"].values() if r["Type"] == "AWS::S3::Bucket")
     assert {t["Key"]: t["Value"] for t in bucket["Properties"]["Tags"]} == module.STACK_TAGS
     assert len({p["NamePrefix"] for p in jobs.values()}) == 3
-    assert _count(template, "AWS::StepFunctions::StateMachine") == 1
-    assert _count(template, "AWS::Lambda::Function") == 5  # 2 handlers + 3 framework functions, for all jobs
+    assert _count(template, "AWS::CloudFormation::Stack") == 1  # the provider, for all jobs
+    assert _count(template, "AWS::Lambda::Function") == 0
+    provider = providers["many_jobs"]
+    assert _count(provider, "AWS::StepFunctions::StateMachine") == 1
+    assert _count(provider, "AWS::Lambda::Function") == 5  # 2 handlers + 3 framework functions, for all jobs
 
 
 def test_many_jobs_example_outputs_arns_status_and_metrics(synthesized: dict[str, Any]) -> None:

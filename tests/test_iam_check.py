@@ -31,9 +31,8 @@ from cdk_cleanrooms_ml.rehearsal import iam
 from cdk_cleanrooms_ml.rehearsal.driver import Outcome, Rehearsal
 from cdk_cleanrooms_ml.rehearsal.endpoint import OPERATIONS, Call, Endpoint
 from cdk_cleanrooms_ml.rehearsal.iam import Caller, Decision, PolicyError, Request, evaluate
-from cdk_cleanrooms_ml.rehearsal.template import StackTemplate
 from tests import service_authorization as sar
-from tests.helpers import ACCOUNT, COLLABORATION_ID, MODEL_ARN, REGION, ROLE_ARN, job
+from tests.helpers import ACCOUNT, COLLABORATION_ID, MODEL_ARN, REGION, ROLE_ARN, job, stack_templates
 from tests.test_examples import NAMES, _load
 
 START, LIST = "StartAudienceGenerationJob", "ListAudienceGenerationJobs"
@@ -440,10 +439,21 @@ def handler_role(template: Mapping[str, Any]) -> str:
 
 
 def handler_statements(cdk_out: Path, stack_name: str) -> tuple[list[dict[str, Any]], Caller]:
-    """The HandlerRole's statements resolved as the rehearsal resolves them, and the calling account."""
-    stack = StackTemplate.load(cdk_out, stack_name)
+    """The HandlerRole's statements resolved as the rehearsal resolves them, and the calling account.
+
+    The role is in the provider's nested stack; its policy names the seed roles of the parent through the
+    nested stack's Parameters, resolved in the parent."""
+    (stack,) = [s for s in stack_templates(cdk_out, stack_name) if _has_handlers(s.template)]
     statements = iam.role_statements(stack.template, handler_role(stack.template), iam.paper_resolver(stack).resolve)
     return statements, Caller.of_stack(stack)
+
+
+def _has_handlers(template: Mapping[str, Any]) -> bool:
+    return any(
+        str(r.get("Properties", {}).get("Handler", "")).startswith("entrypoints.")
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::Lambda::Function"
+    )
 
 
 def judge(case: str, calls: Sequence[Call], statements: Sequence[Mapping[str, Any]], caller: Caller) -> list[Decision]:
@@ -633,8 +643,8 @@ def known_gap(finding: sar.Finding) -> tuple[str, str, str] | None:
 def sar_report(cdk_out: Path) -> sar.Report:
     grants: list[sar.Grant] = []
     for stack_name in EXAMPLE_STACKS.values():
-        stack = StackTemplate.load(cdk_out, stack_name)
-        grants += sar.grants(stack_name, stack.template, iam.paper_resolver(stack).resolve)
+        for stack in stack_templates(cdk_out, stack_name):  # the providers' roles are in nested stacks
+            grants += sar.grants(stack_name, stack.template, iam.paper_resolver(stack).resolve)
     return sar.check(iter(grants))
 
 

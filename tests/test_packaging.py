@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import run_shared_dir
+from tests.helpers import nested_template_files, run_shared_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 HANDLER_MODULES = ("engine.py", "entrypoints.py", "model_rules.py", "properties.py", "service.py", "specs.py")
@@ -171,10 +171,11 @@ def test_the_installed_wheel_synthesizes_a_complete_handler_asset(dist: dict[str
     assert Path(where["package"]).is_relative_to(env_dir)
     assert Path(where["handler"]) == Path(where["package"]).parent / "_lambda"
 
-    template = json.loads((work / "cdk.out" / "Installed.template.json").read_text())
+    (provider,) = nested_template_files(work / "cdk.out", "Installed")  # the handlers are in the provider's
     functions = [
         r
-        for r in template["Resources"].values()
+        for file in (work / "cdk.out" / "Installed.template.json", provider)
+        for r in json.loads(file.read_text())["Resources"].values()
         if r["Type"] == "AWS::Lambda::Function" and r["Properties"].get("Handler", "").startswith("entrypoints.")
     ]
     assert len(functions) == 2

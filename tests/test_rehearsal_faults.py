@@ -19,7 +19,7 @@ from aws_cdk import App, Duration, Environment, RemovalPolicy, Stack
 from cdk_cleanrooms_ml.rehearsal.driver import Outcome, Rehearsal
 from cdk_cleanrooms_ml.rehearsal.endpoint import Endpoint
 from cdk_cleanrooms_ml.rehearsal.framework import CREATE_FAILED_MARKER
-from tests.helpers import ACCOUNT, REGION, job
+from tests.helpers import ACCOUNT, REGION, job, nested_template_files
 
 BASIC, RETAINED, TIMEOUT, FIFTY = "rehearsal-basic", "rehearsal-retained", "rehearsal-timeout", "Fifty"
 START, GET, DELETE = "StartAudienceGenerationJob", "GetAudienceGenerationJob", "DeleteAudienceGenerationJob"
@@ -259,7 +259,8 @@ def test_fifty_jobs_against_the_ten_job_quota_all_become_active(cdk_out: Path, e
 def test_a_file_missing_from_the_asset_fails_the_rehearsal(cdk_out: Path, endpoint: Endpoint, tmp_path: Path) -> None:
     broken = tmp_path / "cdk.out"
     shutil.copytree(cdk_out, broken)
-    template = json.loads((broken / "Basic.template.json").read_text())
+    (provider,) = nested_template_files(broken, "Basic")  # the handlers are in the provider's nested stack
+    template = json.loads(provider.read_text())
     function = next(
         r for r in template["Resources"].values() if r["Properties"].get("Handler") == "entrypoints.on_event"
     )

@@ -18,7 +18,7 @@ from aws_cdk import App, CfnParameter, Environment, RemovalPolicy, Stack
 from cdk_cleanrooms_ml import SeedAudience, SqlParameters
 from cdk_cleanrooms_ml.rehearsal.driver import Rehearsal
 from cdk_cleanrooms_ml.rehearsal.endpoint import Endpoint
-from tests.helpers import ACCOUNT, REGION, ROLE_ARN, job, s3_seed
+from tests.helpers import ACCOUNT, REGION, ROLE_ARN, job, nested_template_files, s3_seed
 
 START, DELETE = "StartAudienceGenerationJob", "DeleteAudienceGenerationJob"
 
@@ -211,14 +211,18 @@ def test_the_rehearsal_authorizes_every_call_against_the_synthesized_handler_pol
 
     broken = tmp_path / "cdk.out"
     shutil.copytree(cdk_out, broken)
-    template_file = broken / "Basic.template.json"
-    template = json.loads(template_file.read_text())
-    for resource in template["Resources"].values():
-        if resource["Type"] == "AWS::IAM::Policy":
-            for statement in resource["Properties"]["PolicyDocument"]["Statement"]:
-                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-                statement["Action"] = [a for a in actions if a != "cleanrooms-ml:TagResource"] or ["none:None"]
-    template_file.write_text(json.dumps(template))
+    (provider_file,) = nested_template_files(broken, "Basic")  # the handler role's policy is in the provider's
+    edited = 0
+    for template_file in (broken / "Basic.template.json", provider_file):
+        template = json.loads(template_file.read_text())
+        for resource in template["Resources"].values():
+            if resource["Type"] == "AWS::IAM::Policy":
+                for statement in resource["Properties"]["PolicyDocument"]["Statement"]:
+                    actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                    statement["Action"] = [a for a in actions if a != "cleanrooms-ml:TagResource"] or ["none:None"]
+                    edited += actions != statement["Action"]
+        template_file.write_text(json.dumps(template))
+    assert edited == 1  # the handler role's statement that allowed TagResource
     with Rehearsal(broken, "Basic", endpoint=endpoint) as stack:
         outcome = stack.create()  # the job has tags: starting it needs TagResource too
         assert outcome.status == "ROLLBACK_COMPLETE"

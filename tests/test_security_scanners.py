@@ -1,7 +1,8 @@
 """Independent scanners on the example app and on a stack with one job of each seed kind.
 
 One app (both stacks) is synthesized once for the module with cdk-nag's AwsSolutionsChecks applied
-the cdk-nag 3 way; cfn-lint and checkov then read the same cloud assembly. A finding fails the suite:
+the cdk-nag 3 way (it walks the construct tree, the providers' nested stacks included); cfn-lint and checkov
+then read the same cloud assembly: each stack's template and its provider's nested template. A finding fails the suite:
 what must stay is acknowledged in the library's code, with the reasons the README's Security section lists.
 """
 
@@ -108,15 +109,22 @@ def assembly(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, E
     yield out, error, app
 
 
+STACKS = ("CleanRoomsMlExample", "CleanRoomsMlSeedProviderExample", "CleanRoomsMlTrainingProviderExample", "SeedKinds")
+
+
 def templates(out: Path) -> list[Path]:
+    """Every template of the assembly: the stacks' and their providers' (``*.nested.template.json``)."""
     found = sorted(out.glob("*.template.json"))
-    assert {p.name for p in found} == {
-        "CleanRoomsMlExample.template.json",
-        "CleanRoomsMlSeedProviderExample.template.json",
-        "CleanRoomsMlTrainingProviderExample.template.json",
-        "SeedKinds.template.json",
+    assert {p.name for p in found if not p.name.endswith(".nested.template.json")} == {
+        f"{stack}.template.json" for stack in STACKS
     }
+    assert {stack: len(nested_templates(found, stack)) for stack in STACKS} == dict.fromkeys(STACKS, 1)
     return found
+
+
+def nested_templates(found: list[Path], stack: str) -> list[str]:
+    """The file names of a stack's providers (nested stacks, named ``<stack>CleanRoomsMlProvider<hash>``)."""
+    return [p.name for p in found if p.name.startswith(f"{stack}CleanRoomsMlProvider") and ".nested." in p.name]
 
 
 def violations(out: Path) -> list[str]:
@@ -164,7 +172,9 @@ def test_cfn_lint_reports_no_error_or_warning(assembly: tuple[Path, Exception | 
     from cfnlint.api import lint_all
 
     out, _error, _app = assembly
-    matches = [f"{path.name}: {m}" for path in templates(out) for m in lint_all(path.read_text())]
+    linted = templates(out)
+    assert sum(".nested." in path.name for path in linted) == len(STACKS)  # the providers' templates are linted too
+    matches = [f"{path.name}: {m}" for path in linted for m in lint_all(path.read_text())]
     # Errors (E) and warnings (W) fail; informational notes (I) are not reported by the CLI either.
     assert [m for m in matches if m.split("[", 1)[1][0] in "EW"] == []
     assert matches == [m for m in matches if "[I" in m]
@@ -173,7 +183,7 @@ def test_cfn_lint_reports_no_error_or_warning(assembly: tuple[Path, Exception | 
 def checkov(out: Path) -> dict[str, Any]:
     scanned = out.parent / f"{out.name}-templates"
     scanned.mkdir(exist_ok=True)
-    for path in templates(out):  # only the templates: checkov would also scan the handler's asset
+    for path in templates(out):  # only the templates (nested ones too): checkov would also scan the handler's asset
         (scanned / path.name).write_text(path.read_text())
     result = subprocess.run(
         ["bash", str(ROOT / ".ci" / "checkov.sh"), str(scanned)], capture_output=True, text=True, timeout=900
@@ -198,19 +208,30 @@ def test_checkov_has_no_failed_check_except_the_documented_skips(assembly: tuple
     skipped = {(s["check_id"], s["resource"].split(".")[0]) for s in report["results"]["skipped_checks"]}
     assert {check for check, _type in skipped} <= {"CKV_AWS_18", "CKV_AWS_111", "CKV_AWS_158"}
     assert len(report["results"]["skipped_checks"]) == report["summary"]["skipped"] > 0  # the report lists them
-    # The log group KMS check: skipped, with the reason, where no key was given; passed where one was.
+    # The log group KMS check: skipped, with the reason, where no key was given; passed where one was. The log
+    # groups are in the providers' nested templates.
+    (seed_kinds,) = nested_templates(templates(out), "SeedKinds")
+    (example,) = nested_templates(templates(out), "CleanRoomsMlExample")
     key_checks = {
         (c["file_path"].rsplit("/", 1)[-1], outcome)
         for outcome in ("passed_checks", "failed_checks", "skipped_checks")
         for c in report["results"][outcome]
         if c["check_id"] == "CKV_AWS_158"
     }
+    seed_provider, training_provider = (
+        nested_templates(templates(out), stack)[0]
+        for stack in ("CleanRoomsMlSeedProviderExample", "CleanRoomsMlTrainingProviderExample")
+    )
     assert key_checks == {
-        ("SeedKinds.template.json", "passed_checks"),
-        ("CleanRoomsMlExample.template.json", "skipped_checks"),
-        ("CleanRoomsMlSeedProviderExample.template.json", "skipped_checks"),
-        ("CleanRoomsMlTrainingProviderExample.template.json", "skipped_checks"),
+        (seed_kinds, "passed_checks"),
+        (example, "skipped_checks"),
+        (seed_provider, "skipped_checks"),
+        (training_provider, "skipped_checks"),
     }
+    scanned = {
+        c["file_path"].rsplit("/", 1)[-1] for o in ("passed_checks", "skipped_checks") for c in report["results"][o]
+    }
+    assert {seed_kinds, example, seed_provider, training_provider} < scanned  # the nested templates were scanned
     script = (ROOT / ".ci" / "checkov.sh").read_text()
     docs = (ROOT / "README.md").read_text()
     for check in GLOBAL_CHECKOV_SKIPS | {"CKV_AWS_111", "CKV_AWS_158"}:

@@ -1,16 +1,19 @@
-"""What the construct puts in the template: one resource per job, a shared provider, least-privilege IAM."""
+"""What the construct puts in the template: one resource per job, a shared provider, least-privilege IAM.
+
+The provider is a nested stack: its functions, roles, policies and state machine are in its own template
+(``provider_template``); the stack's template holds one ``AWS::CloudFormation::Stack`` for it."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-from aws_cdk import Duration, RemovalPolicy, Stack, Tags
+from aws_cdk import App, Duration, RemovalPolicy, Stack, Tags
 from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Match
 
 from cdk_cleanrooms_ml import RESOURCE_TYPE, AudienceGenerationJob, IAudienceGenerationJob
-from tests.helpers import MODEL_ARN, ROLE_ARN, custom_resources, job, s3_seed, stack, template
+from tests.helpers import MODEL_ARN, ROLE_ARN, custom_resources, job, provider_template, s3_seed, stack, template
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +46,13 @@ def test_a_job_is_one_custom_resource_whose_properties_are_the_api_request(one_j
 
 def test_provider_runs_two_python_handlers_on_the_newest_runtime(one_job: tuple[Stack, Any]) -> None:
     scope, _ = one_job
-    functions = template(scope).find_resources("AWS::Lambda::Function", {"Properties": {"Runtime": "python3.14"}})
+    provider = provider_template(scope)
+    functions = provider.find_resources("AWS::Lambda::Function", {"Properties": {"Runtime": "python3.14"}})
     handlers = sorted(f["Properties"]["Handler"] for f in functions.values())
     assert handlers == ["entrypoints.is_complete", "entrypoints.on_event"]
     for function in functions.values():
         assert function["Properties"]["Environment"]["Variables"]["AWS_DATA_PATH"] == "/var/task/models"
-    template(scope).resource_count_is("AWS::StepFunctions::StateMachine", 1)
+    provider.resource_count_is("AWS::StepFunctions::StateMachine", 1)
 
 
 def test_attributes_are_getatts_of_the_resource(one_job: tuple[Stack, Any]) -> None:
@@ -68,20 +72,28 @@ def _count(scope: Stack) -> int:
 
 
 def test_a_hundred_jobs_cost_a_hundred_resources_and_one_provider() -> None:
+    """In the stack: one resource per job, and one for the provider (its nested stack), whatever the jobs."""
     single, hundred = stack(), stack()
     job(single, "Job0")
     for i in range(100):
         job(hundred, f"Job{i}")
     assert len(custom_resources(hundred)) == 100
-    assert _count(hundred) - _count(single) == 99
-    template(hundred).resource_count_is("AWS::StepFunctions::StateMachine", 1)
-    template(hundred).resource_count_is("AWS::Lambda::Function", 5)
+    assert _count(hundred) - _count(single) == 99  # each job after the first: exactly one resource
+    assert _count(single) == 2  # the job, and the provider's one constant resource
+    for scope, jobs in ((single, 1), (hundred, 100)):
+        template(scope).resource_count_is("AWS::CloudFormation::Stack", 1)
+        template(scope).resource_count_is("AWS::Lambda::Function", 0)
+        assert _count(scope) == jobs + 1
+    # The provider's nested stack: the same for 1 job as for 100.
+    assert provider_template(hundred).to_json()["Resources"] == provider_template(single).to_json()["Resources"]
+    provider_template(hundred).resource_count_is("AWS::StepFunctions::StateMachine", 1)
+    provider_template(hundred).resource_count_is("AWS::Lambda::Function", 5)
     prefixes = {r["Properties"]["NamePrefix"] for r in custom_resources(hundred).values()}
     assert len(prefixes) == 100
 
 
 def _handler_policy(scope: Stack) -> list[dict[str, Any]]:
-    policies = template(scope).find_resources(
+    policies = provider_template(scope).find_resources(
         "AWS::IAM::Policy", {"Properties": {"Roles": [{"Ref": Match.string_like_regexp("HandlerRole")}]}}
     )
     statements: list[dict[str, Any]] = _only(policies)["Properties"]["PolicyDocument"]["Statement"]
@@ -108,7 +120,13 @@ def test_handler_role_is_least_privilege() -> None:
     }
     pass_role = statements["PassRolesToCleanRoomsMl"]
     assert pass_role["Action"] == "iam:PassRole"
-    assert pass_role["Resource"] == {"Fn::GetAtt": [scope.get_logical_id(role.node.default_child), "Arn"]}
+    # The seed role is in the stack, the handler role in the provider's nested stack: its ARN is passed down
+    # as one of the nested stack's Parameters.
+    parameter = pass_role["Resource"]["Ref"]
+    (nested,) = template(scope).find_resources("AWS::CloudFormation::Stack").values()
+    assert nested["Properties"]["Parameters"] == {
+        parameter: {"Fn::GetAtt": [scope.get_logical_id(role.node.default_child), "Arn"]}  # type: ignore[arg-type]
+    }
     assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "cleanrooms-ml.amazonaws.com"}}
     wildcard = [s for s in statements.values() if s["Resource"] == "*"]
     assert [s["Action"] for s in wildcard] == ["cleanrooms-ml:ListAudienceGenerationJobs"]
@@ -130,6 +148,26 @@ def test_pass_role_lists_every_seed_role_once() -> None:
         "arn:aws:iam::111122223333:role/one",
         "arn:aws:iam::111122223333:role/two",
     ]
+
+
+def _jobs_with_their_own_seed_roles(count: int) -> Stack:
+    scope = stack()
+    for i in range(count):
+        role = iam.Role(scope, f"Seed{i}", assumed_by=iam.ServicePrincipal("cleanrooms-ml.amazonaws.com"))
+        job(scope, f"Job{i}", seed_audience=s3_seed(role))
+    return scope
+
+
+def test_more_seed_roles_of_the_stack_than_a_nested_stack_takes_fail_at_synth() -> None:
+    """Each seed role defined in the stack is one Parameter of the provider's nested stack: CloudFormation takes
+    200 per template and would refuse the 201st only at deploy. Synth says so, naming the provider."""
+    at_quota = _jobs_with_their_own_seed_roles(200)
+    assert len(provider_template(at_quota).to_json()["Parameters"]) == 200  # synthesizes
+    over = _jobs_with_their_own_seed_roles(201)
+    app = over.node.root
+    assert isinstance(app, App)
+    with pytest.raises(Exception, match=r"Test/CleanRoomsMlProvider: the provider's nested stack needs 201 Param"):
+        app.synth()
 
 
 def test_control_properties_appear_only_when_not_default() -> None:
@@ -183,14 +221,16 @@ def test_a_dependency_the_user_adds_to_the_providers_resources_survives() -> Non
     """The library never rewrites a DependsOn list: cfn-lint's W3005 is explained in Metadata instead."""
     scope = stack()
     created = job(scope)
-    extra = iam.Role(scope, "Extra", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+    # In the provider's nested stack, beside its functions (from the stack, CDK would make the nested stack
+    # resource depend on it instead).
+    extra = iam.Role(created.provider, "Extra", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
     functions = [c for c in created.provider.node.find_all() if c.node.id == "OnEvent"]
     functions[0].node.add_dependency(extra)
-    resources = template(scope).find_resources(
+    resources = provider_template(scope).find_resources(
         "AWS::Lambda::Function", {"Properties": {"Handler": "entrypoints.on_event"}}
     )
     (on_event,) = resources.values()
-    assert scope.get_logical_id(extra.node.default_child) in on_event["DependsOn"]  # type: ignore[arg-type]
+    assert created.provider.get_logical_id(extra.node.default_child) in on_event["DependsOn"]  # type: ignore[arg-type]
     assert on_event["Metadata"]["cfn-lint"] == {"config": {"ignore_checks": ["W3005"]}}
 
 

@@ -13,7 +13,19 @@ for cdk-nag, with the reason (the README's Security section lists the same).
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, Aws, CfnResource, Duration, Fn, RemovalPolicy, Stack, Validations
+import jsii
+from aws_cdk import (
+    Acknowledgment,
+    Aws,
+    CfnParameter,
+    CfnResource,
+    Duration,
+    Fn,
+    NestedStack,
+    RemovalPolicy,
+    Stack,
+    Validations,
+)
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -21,7 +33,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import custom_resources as cr
 
-from constructs import Construct
+from constructs import Construct, IValidation
 
 from .handler_asset import staged_asset_dir
 from .iam_statements import HandlerStatements, acknowledge_wildcards, log_statement, nag_text, skip_checkov
@@ -37,11 +49,14 @@ RUNTIME = lambda_.Runtime.PYTHON_3_14
 _ID = "CleanRoomsMlProvider"
 
 
-class CleanRoomsMlProvider(Construct):
+class CleanRoomsMlProvider(NestedStack):
     """The custom-resource provider of every construct of this library: usually created for you, once per stack.
 
-    Create it yourself (``CleanRoomsMlProvider.of(stack, ...)``) before the resources to set the poll interval
-    or the log options for the stack; resources that ask for another poll interval get a provider of their own.
+    A nested stack, so that it costs its parent one CloudFormation resource (an ``AWS::CloudFormation::Stack``),
+    whatever it holds: a stack keeps room for 499 of the library's resources (as aws-cdk's EKS cluster keeps its
+    providers in nested stacks). Create it yourself (``CleanRoomsMlProvider.of(stack, ...)``) before the
+    resources to set the poll interval or the log options for the stack; resources that ask for another poll
+    interval get a provider of their own.
     """
 
     def __init__(
@@ -146,6 +161,7 @@ class CleanRoomsMlProvider(Construct):
         """The aws-cdk-lib ``custom_resources.Provider`` behind the jobs (escape hatch)."""
         self._explain_role_dependencies()
         self._acknowledge_findings(functions)
+        self.node.add_validation(_WithinParameterQuota(self))
 
     def _explain_role_dependencies(self) -> None:
         """CDK makes each function (and the state machine) depend on its role as well as on the role's policy,
@@ -200,8 +216,9 @@ class CleanRoomsMlProvider(Construct):
         """Let the handlers associate configured audience models with this membership."""
         self.statements.add_association(membership_id, configured_audience_model_arn)
 
+    # Shadows Stack.of on purpose (the provider's API since 0.1.0): the library calls Stack.of itself.
     @staticmethod
-    def of(
+    def of(  # type: ignore[override]
         scope: Construct,
         *,
         poll_interval: Duration | None = None,
@@ -227,6 +244,30 @@ class CleanRoomsMlProvider(Construct):
             log_removal_policy=log_removal_policy,
             log_encryption_key=log_encryption_key,
         )
+
+
+#: CloudFormation's quota of Parameters per template, a nested stack's included.
+MAX_PARAMETERS = 200
+
+
+@jsii.implements(IValidation)
+class _WithinParameterQuota:
+    """Each value of the parent stack that the provider uses (a seed role of the stack, say) is one Parameter of
+    its nested stack, made by CDK at synth: more than CloudFormation's quota would fail only at deploy."""
+
+    def __init__(self, provider: CleanRoomsMlProvider) -> None:
+        self.provider = provider
+
+    def validate(self) -> list[str]:
+        count = sum(isinstance(child, CfnParameter) for child in self.provider.node.children)
+        if count <= MAX_PARAMETERS:
+            return []
+        return [
+            f"{self.provider.node.path}: the provider's nested stack needs {count} Parameters, one per value of "
+            f"its parent stack that its policies name (a seed role defined in the stack, say); CloudFormation "
+            f"allows {MAX_PARAMETERS} per template. Let jobs share seed roles (one role for several seeds) or "
+            "put the jobs in more than one stack."
+        ]
 
 
 #: Resource types whose DependsOn CDK fills with both a role and its default policy.

@@ -24,6 +24,13 @@ What it plays:
   OldResourceProperties and, when the physical id changes, deletes the old resource after the update
   (unless UpdateReplacePolicy is Retain); Delete runs in reverse order, honouring DeletionPolicy Retain.
   A failure rolls back: Delete of everything the operation created, Update back for what it updated.
+* Nested stacks (``AWS::CloudFormation::Stack``, e.g. every provider of this library) are stacks of their own:
+  created as one resource of their parent (after its dependencies) by creating their template's resources
+  with the Parameters the parent gives; their Outputs are the resource's ``Outputs.<name>`` attributes; inside,
+  ``AWS::StackName``/``AWS::StackId`` are the nested stack's. An update reaches a nested stack whose template
+  or Parameters changed (its custom resources get Updates) and rolls it back with its parent; a delete
+  removes what depends on it first, then its resources in reverse order. Providers are found by ServiceToken
+  in any of them. Steps and results name a nested resource ``<nested stack logical id>/<logical id>``.
 * The Provider framework is aws-cdk-lib's own code from the asset, run under Node.js; ``framework.py``
   plays what it calls: Lambda, the waiter state machine, and CloudFormation's end of the response.
 * Time: by default the waits between polls are simulated (``real_time=False``); pass ``real_time=True``
@@ -40,7 +47,7 @@ import uuid
 from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +57,17 @@ from .framework import CREATE_FAILED_MARKER, LambdaFunction, Provider, Response
 from .framework_host import FrameworkFunction
 from .lambdas import FunctionSpec, WarmFunction
 from .state_machine import StateMachine
-from .template import Resolver, StackTemplate, TemplateError, as_strings, dependencies, fake_physical, is_custom
+from .template import (
+    NESTED_STACK,
+    Resolver,
+    StackTemplate,
+    TemplateError,
+    as_strings,
+    dependencies,
+    fake_physical,
+    is_custom,
+    is_nested_stack,
+)
 
 __all__ = ["Outcome", "Rehearsal", "ResourceResult", "Step", "TemplateError"]
 
@@ -119,7 +136,43 @@ class _Deployed:
     resource: dict[str, Any]
     physical_id: str
     attributes: dict[str, Any]
-    properties: Any = None  # resolved, as delivered (custom resources only)
+    properties: Any = None  # resolved, as delivered (custom resources); the Parameters given (nested stacks)
+    stack: _Stack | None = None  # a nested stack: the stack it is
+
+
+class _Stack:
+    """A stack the rehearsal deploys: the one it was given, or a nested stack (an ``AWS::CloudFormation::Stack``
+    resource of its parent, whose resources it creates, updates and deletes as CloudFormation does a stack's).
+
+    Besides what is deployed, it keeps the update in progress, for the update's cleanup or rollback."""
+
+    def __init__(self, definition: StackTemplate, path: str = "") -> None:
+        self.definition = definition
+        self.path = path  # how steps and results name its resources: "" or "<nested stack logical id>/..."
+        self.deployed: dict[str, _Deployed] = {}
+        self.old = definition  # the template and parameters before the update
+        self.before: dict[str, _Deployed] = {}  # what was deployed before the update
+        self.plan: dict[str, str] = {}  # logical id -> Create, Update or Keep
+        self.attempted: dict[str, Any] = {}  # what an Update last sent (custom) or gave (nested), for its rollback
+        self.replacements: list[tuple[str, _Deployed]] = []  # the new resources of replacements undone
+
+    @property
+    def resources(self) -> dict[str, dict[str, Any]]:
+        return self.definition.resources
+
+    def qualified(self, logical_id: str) -> str:
+        return self.path + logical_id
+
+    def walk(self) -> Iterator[_Stack]:
+        """This stack and its nested stacks, at any depth."""
+        yield self
+        for deployed in list(self.deployed.values()):
+            if deployed.stack is not None:
+                yield from deployed.stack.walk()
+
+    def updated_nested(self) -> list[str]:
+        """The nested stacks whose update this stack's update attempted."""
+        return [k for k in self.plan if k in self.attempted and k in self.before and self.before[k].stack is not None]
 
 
 class Rehearsal:
@@ -151,22 +204,34 @@ class Rehearsal:
         """
         self.client_max_attempts = client_max_attempts
         self.enforce_iam = enforce_iam
-        self.stack = StackTemplate.load(cdk_out, stack)
+        self._root = _Stack(StackTemplate.load(cdk_out, stack))
         self.endpoint = endpoint
         self.real_time = real_time
         self.on_step = on_step
         self.steps: list[Step] = []
         self.outcomes: list[Outcome] = []
         """Every stack operation of this rehearsal, in order (see ``wedged``)."""
-        self.template: dict[str, Any] = copy.deepcopy(self.stack.template)
-        self.deployed: dict[str, _Deployed] = {}
-        self.functions: dict[str, WarmFunction] = {}
+        self.functions: dict[str, WarmFunction] = {}  # by function ARN
         self.framework_functions: dict[str, FrameworkFunction] = {}  # Node.js: the Provider framework's own
         self._providers: dict[str, Provider] = {}
-        self._attempted: dict[str, Any] = {}  # properties last sent in an Update, for its rollback
         self._lock = threading.RLock()
         self._clock: Clock = Clock()
+        self._thread = threading.local()  # .counted: this thread takes part in the simulated clock already
         self._started = time.monotonic()
+
+    @property
+    def stack(self) -> StackTemplate:
+        """The stack rehearsed: its name, id, environment and current template."""
+        return self._root.definition
+
+    @property
+    def template(self) -> dict[str, Any]:
+        """The stack's current template (its nested stacks' templates are theirs)."""
+        return self._root.definition.template
+
+    @property
+    def deployed(self) -> dict[str, _Deployed]:
+        return self._root.deployed
 
     # ----------------------------------------------------------------------------------------------
 
@@ -190,7 +255,8 @@ class Rehearsal:
         with self._lock:
             return {
                 d.physical_id
-                for d in self.deployed.values()
+                for stack in self._root.walk()
+                for d in stack.deployed.values()
                 if d.resource.get("Type") == JOB_TYPE and d.physical_id.startswith("arn:")
             }
 
@@ -208,16 +274,16 @@ class Rehearsal:
 
         :param deliver_twice: logical ids whose Create event is delivered twice (a redelivery).
         """
-        if self.deployed:
+        if self._root.deployed:
             raise RuntimeError("the stack already exists: update or delete it")
         outcome = self._begin("CREATE")
-        resources = self.template.get("Resources", {})
-        failed = self._apply(outcome, resources, {k: ("Create", None) for k in resources}, set(deliver_twice))
+        root = self._root
+        failed = self._apply(outcome, root, {k: "Create" for k in root.resources}, set(deliver_twice))
         if not failed:
             return self._end(outcome, "CREATE_COMPLETE")
         outcome.reason = failed
         self._report("", "stack", f"ROLLBACK_IN_PROGRESS: {failed.splitlines()[0]}")
-        rollback_ok = self._remove(outcome, list(self.deployed), rollback=True, on_create_rollback=True)
+        rollback_ok = self._remove(outcome, root, list(root.deployed), rollback=True, on_create_rollback=True)
         return self._end(outcome, "ROLLBACK_COMPLETE" if rollback_ok else "ROLLBACK_FAILED")
 
     def update(
@@ -227,80 +293,152 @@ class Rehearsal:
         change: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None,
     ) -> Outcome:
         """Update the stack to ``template``, or to the current template with each custom resource's
-        properties passed through ``change(logical_id, properties)``."""
+        properties passed through ``change(logical_id, properties)``.
+
+        A nested stack is updated when its template (its TemplateURL: a file asset of the same cloud assembly)
+        or the values of its Parameters change, its resources as the stack's own."""
         if template is None:
             template = copy.deepcopy(self.template)
             if change is not None:
                 for logical_id, resource in template.get("Resources", {}).items():
                     if is_custom(str(resource.get("Type", ""))):
                         resource["Properties"] = change(logical_id, copy.deepcopy(resource.get("Properties", {})))
-        old_template, self.template = self.template, copy.deepcopy(template)
-        self.stack.template = self.template
         outcome = self._begin("UPDATE")
-        self._attempted.clear()
-        before = {k: copy.copy(v) for k, v in self.deployed.items()}
-        resources = self.template.get("Resources", {})
-        plan: dict[str, tuple[str, Any]] = {}
-        for logical_id, resource in resources.items():
-            if logical_id not in self.deployed:
-                plan[logical_id] = ("Create", None)
-            elif resource != old_template["Resources"].get(logical_id) or self._resolves_anew(logical_id, resource):
-                plan[logical_id] = ("Update", self.deployed[logical_id])
-            else:
-                plan[logical_id] = ("Keep", None)
-        failed = self._apply(outcome, resources, plan, set())
+        root = self._root
+        failed = self._update_stack(outcome, root, copy.deepcopy(template), root.definition.parameters)
         if not failed:
-            # UPDATE_COMPLETE_CLEANUP_IN_PROGRESS: replaced resources and removed resources go.
-            replaced = [
-                (k, before[k])
-                for k, (action, _) in plan.items()
-                if action == "Update" and k in self.deployed and self.deployed[k].physical_id != before[k].physical_id
-            ]
-            self._clean_up(outcome, dict(replaced), rollback=False)
-            removed = [k for k in before if k not in resources]
-            self._remove(outcome, removed, rollback=False, on_create_rollback=False, source=before)
+            self._clean_up(outcome, root)
             return self._end(outcome, "UPDATE_COMPLETE")
         outcome.reason = failed
         self._report("", "stack", f"UPDATE_ROLLBACK_IN_PROGRESS: {failed.splitlines()[0]}")
-        self.template, self.stack.template = old_template, old_template
-        rollback_ok = True
-        replacements: list[tuple[str, _Deployed]] = []
-        # UPDATE_ROLLBACK_IN_PROGRESS: every resource whose update was attempted (in place and done, or failed)
-        # gets an Update back; a replaced resource is its old self again, its new one waits for the cleanup.
-        for logical_id in [k for k in plan if k in self._attempted and k in before]:
-            old, now = before[logical_id], self.deployed.get(logical_id)
-            if now is not None and now.physical_id != old.physical_id:
-                replacements.append((logical_id, now))
-                self.deployed[logical_id] = old
-                continue
-            current = now or old
-            event = self._event("Update", logical_id, old.resource, old.properties)
-            event["PhysicalResourceId"] = current.physical_id
-            event["OldResourceProperties"] = self._attempted[logical_id]
-            with self._in_clock():
-                response = self._send(outcome, logical_id, old.resource, event, rollback=True)
-            self.deployed[logical_id] = _Deployed(old.resource, old.physical_id, old.attributes, old.properties)
-            rollback_ok &= response.status == "SUCCESS"
-        for logical_id, old in before.items():  # resources not custom are restored as they were
-            if not is_custom(str(old.resource.get("Type", ""))):
-                self.deployed[logical_id] = old
-        if not rollback_ok:
+        if not self._roll_back(outcome, root):
             return self._end(outcome, "UPDATE_ROLLBACK_FAILED")
-        # UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS: the replacements and what the update created go; a
-        # failure here leaves the resource behind but does not fail the rollback.
-        self._clean_up(outcome, dict(replacements), rollback=True)
-        created = [k for k, (action, _) in plan.items() if action == "Create" and k in self.deployed]
-        self._remove(outcome, created, rollback=True, on_create_rollback=True)
+        self._clean_up_rollback(outcome, root)
         return self._end(outcome, "UPDATE_ROLLBACK_COMPLETE")
 
     def delete(self) -> Outcome:
         """Delete the stack (reverse dependency order; DeletionPolicy Retain keeps a resource)."""
         outcome = self._begin("DELETE")
-        ok = self._remove(outcome, list(self.deployed), rollback=False, on_create_rollback=False)
+        root = self._root
+        ok = self._remove(outcome, root, list(root.deployed), rollback=False, on_create_rollback=False)
         if not ok:
             first = outcome.failures()[0]
             outcome.reason = f"{first.logical_id}: {first.reason}"
         return self._end(outcome, "DELETE_COMPLETE" if ok else "DELETE_FAILED")
+
+    # ----------------------------------------------------------------------------------------------
+    # The phases of an update, for one stack (a nested stack's update is one resource of its parent's)
+
+    def _update_stack(
+        self, outcome: Outcome, stack: _Stack, template: dict[str, Any], parameters: dict[str, str]
+    ) -> str:
+        """UPDATE_IN_PROGRESS: plan and apply. Returns the first failure ('' when all succeeded)."""
+        stack.old, stack.definition = (
+            stack.definition,
+            replace(stack.definition, template=template, parameters=parameters),
+        )
+        stack.attempted.clear()
+        stack.replacements.clear()
+        stack.before = {k: copy.copy(v) for k, v in stack.deployed.items()}
+        old_resources = stack.old.resources
+        stack.plan = {}
+        for logical_id, resource in stack.resources.items():
+            if logical_id not in stack.deployed:
+                stack.plan[logical_id] = "Create"
+            elif resource != old_resources.get(logical_id) or self._resolves_anew(stack, logical_id, resource):
+                stack.plan[logical_id] = "Update"
+            else:
+                stack.plan[logical_id] = "Keep"
+        return self._apply(outcome, stack, stack.plan, set())
+
+    def _clean_up(self, outcome: Outcome, stack: _Stack) -> None:
+        """UPDATE_COMPLETE_CLEANUP_IN_PROGRESS: replaced resources and removed resources go; then the cleanup
+        of the nested stacks updated (after their parent's, whose removed resources may still use them)."""
+        replaced = [
+            (k, stack.before[k])
+            for k, action in stack.plan.items()
+            if action == "Update"
+            and k in stack.deployed
+            and stack.deployed[k].physical_id != stack.before[k].physical_id
+        ]
+        self._delete_replaced(outcome, stack, dict(replaced), rollback=False)
+        removed = [k for k in stack.before if k not in stack.resources]
+        self._remove(outcome, stack, removed, rollback=False, on_create_rollback=False, source=stack.before)
+        for logical_id in stack.updated_nested():
+            nested = stack.before[logical_id].stack
+            if nested is not None:
+                self._clean_up(outcome, nested)
+
+    def _roll_back(self, outcome: Outcome, stack: _Stack) -> bool:
+        """UPDATE_ROLLBACK_IN_PROGRESS: every resource whose update was attempted (in place and done, or failed)
+        gets an Update back; a replaced resource is its old self again, its new one waits for the cleanup. The
+        nested stacks updated roll back after the resources of their parent (which may use their outputs).
+        Returns whether every Update back succeeded."""
+        stack.definition = stack.old
+        rollback_ok = True
+        attempted = [k for k in stack.plan if k in stack.attempted and k in stack.before]
+        for logical_id in [k for k in attempted if stack.before[k].stack is None]:
+            old, now = stack.before[logical_id], stack.deployed.get(logical_id)
+            if now is not None and now.physical_id != old.physical_id:
+                stack.replacements.append((logical_id, now))
+                stack.deployed[logical_id] = old
+                continue
+            current = now or old
+            event = self._event(stack, "Update", logical_id, old.resource, old.properties)
+            event["PhysicalResourceId"] = current.physical_id
+            event["OldResourceProperties"] = stack.attempted[logical_id]
+            with self._in_clock():
+                response = self._send(outcome, stack, logical_id, old.resource, event, rollback=True)
+            stack.deployed[logical_id] = _Deployed(old.resource, old.physical_id, old.attributes, old.properties)
+            rollback_ok &= response.status == "SUCCESS"
+        for logical_id in stack.updated_nested():
+            old = stack.before[logical_id]
+            assert old.stack is not None
+            name = stack.qualified(logical_id)
+            self._report(
+                name, "cloudformation", f"ROLLBACK UPDATE_IN_PROGRESS (nested stack {old.stack.definition.name})"
+            )
+            nested_ok = self._roll_back(outcome, old.stack)
+            self._nested_result(outcome, stack, logical_id, "Update", old.physical_id, nested_ok, True, old.attributes)
+            rollback_ok &= nested_ok
+        for logical_id, old in stack.before.items():  # resources not custom are restored as they were
+            if not is_custom(str(old.resource.get("Type", ""))):
+                stack.deployed[logical_id] = old
+        return rollback_ok
+
+    def _clean_up_rollback(self, outcome: Outcome, stack: _Stack) -> None:
+        """UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS: the replacements and what the update created go, then
+        the nested stacks' own; a failure here leaves the resource behind but does not fail the rollback."""
+        self._delete_replaced(outcome, stack, dict(stack.replacements), rollback=True)
+        created = [k for k, action in stack.plan.items() if action == "Create" and k in stack.deployed]
+        self._remove(outcome, stack, created, rollback=True, on_create_rollback=True)
+        for logical_id in stack.updated_nested():
+            nested = stack.before[logical_id].stack
+            if nested is not None:
+                self._clean_up_rollback(outcome, nested)
+
+    def _delete_replaced(
+        self, outcome: Outcome, stack: _Stack, replaced: dict[str, _Deployed], *, rollback: bool
+    ) -> None:
+        """Delete the physical resources a replacement left (the old ones after an update, the new ones after its
+        rollback), dependents first, independent ones at the same time. A failure leaves its resource behind and
+        fails nothing; the others are still deleted. After an update, UpdateReplacePolicy Retain keeps the old
+        resource."""
+        graph = dependencies({"Resources": {k: d.resource for k, d in replaced.items()}})
+        dependents: dict[str, set[str]] = {k: set() for k in replaced}
+        for k, deps in graph.items():
+            for dep in deps:
+                dependents[dep].add(k)
+
+        def start(logical_id: str) -> Callable[[], bool] | None:
+            old = replaced[logical_id]
+            retain = not rollback and old.resource.get("UpdateReplacePolicy", "Delete") == "Retain"
+            return lambda: self._delete_one(outcome, stack, logical_id, old, retain=retain, rollback=rollback)
+
+        def finish(_logical_id: str, future: Future[Any]) -> None:
+            future.exception()  # a failure is already in the outcome's results; the cleanup goes on
+
+        self._in_order(dependents, start, finish, halted=lambda: False, name="cfn-cleanup")
 
     # ----------------------------------------------------------------------------------------------
     # Internals
@@ -323,10 +461,23 @@ class Rehearsal:
     def _in_clock(self) -> Iterator[None]:
         """This (the driver's own) thread takes part in the simulated clock while it waits for a provider."""
         self._clock.register()
+        counted, self._thread.counted = self._counted(), True
         try:
             yield
         finally:
+            self._thread.counted = counted
             self._clock.unregister()
+
+    def _counted(self) -> bool:
+        """Whether this thread takes part in the simulated clock already (a task of ``_in_order``, say)."""
+        return bool(getattr(self._thread, "counted", False))
+
+    def _as_counted(self, task: Callable[[], Any]) -> Callable[[], Any]:
+        def run() -> Any:
+            self._thread.counted = True
+            return task()
+
+        return run
 
     def wedged(self) -> list[Outcome]:
         """The operations that ended in a state only a human can leave (UPDATE_ROLLBACK_FAILED, ROLLBACK_FAILED)."""
@@ -342,43 +493,49 @@ class Rehearsal:
         if self.on_step is not None:
             self.on_step(step)
 
-    def _resolves_anew(self, logical_id: str, resource: dict[str, Any]) -> bool:
-        """Whether a custom resource's properties resolve to other values than it has (a parameter changed, say):
-        CloudFormation sends it an Update even though its template text is the same."""
-        if not is_custom(str(resource.get("Type", ""))):
+    def _resolves_anew(self, stack: _Stack, logical_id: str, resource: dict[str, Any]) -> bool:
+        """Whether a custom resource's properties (a nested stack's Parameters) resolve to other values than it
+        has (a parameter changed, say): CloudFormation updates it even though its template text is the same."""
+        kind = str(resource.get("Type", ""))
+        if is_custom(kind):
+            given = resource.get("Properties", {})
+        elif is_nested_stack(kind):
+            given = resource.get("Properties", {}).get("Parameters") or {}
+        else:
             return False
         try:
-            now = as_strings(self._resolver().resolve(resource.get("Properties", {})))
+            now = as_strings(self._resolver(stack).resolve(given))
         except TemplateError:
             return True
-        return bool(now != self.deployed[logical_id].properties)
+        return bool(now != stack.deployed[logical_id].properties)
 
-    def _resolver(self) -> Resolver:
+    def _resolver(self, stack: _Stack) -> Resolver:
         with self._lock:
-            physical = {k: d.physical_id for k, d in self.deployed.items()}
-            attributes = {k: d.attributes for k, d in self.deployed.items()}
-        return Resolver(self.stack, physical, attributes)
+            physical = {k: d.physical_id for k, d in stack.deployed.items()}
+            attributes = {k: d.attributes for k, d in stack.deployed.items()}
+        return Resolver(stack.definition, physical, attributes)
 
-    def _apply(
-        self, outcome: Outcome, resources: dict[str, Any], plan: dict[str, tuple[str, Any]], twice: set[str]
-    ) -> str:
-        """Create/Update per ``plan`` in dependency order, custom resources concurrently. Returns the first
-        failure reason ('' when all succeeded); after a failure nothing new starts."""
+    def _apply(self, outcome: Outcome, stack: _Stack, plan: dict[str, str], twice: set[str]) -> str:
+        """Create/Update per ``plan`` in dependency order, custom resources and nested stacks concurrently.
+        Returns the first failure reason ('' when all succeeded); after a failure nothing new starts."""
         failures: list[str] = []
+        resources = stack.resources
 
         def start(logical_id: str) -> Callable[[], Any] | None:
-            action, _ = plan[logical_id]
+            action = plan[logical_id]
             resource = resources[logical_id]
-            if action == "Keep" and logical_id in self.deployed and self._resolves_anew(logical_id, resource):
+            kind = str(resource.get("Type", ""))
+            if action == "Keep" and logical_id in stack.deployed and self._resolves_anew(stack, logical_id, resource):
                 # What it references was replaced a moment ago (a new ARN): CloudFormation updates it too.
-                action = "Update"
-                plan[logical_id] = (action, self.deployed[logical_id])
+                action = plan[logical_id] = "Update"
             if action == "Keep":
                 return None
-            if not is_custom(str(resource.get("Type", ""))):
-                self._paper(outcome, logical_id, resource, action)
+            if is_nested_stack(kind):
+                return lambda: self._nested(outcome, stack, logical_id, resource, action)
+            if not is_custom(kind):
+                self._paper(stack, logical_id, resource, action)
                 return None
-            return lambda: self._custom(outcome, logical_id, resource, action, logical_id in twice)
+            return lambda: self._custom(outcome, stack, logical_id, resource, action, logical_id in twice)
 
         def finish(logical_id: str, future: Future[Any]) -> None:
             try:
@@ -386,7 +543,7 @@ class Rehearsal:
             except Exception as error:  # the rehearsal itself broke: a failure, clearly
                 response = Response("FAILED", "", reason=f"rehearsal error: {error!r}")
             if response is not None and response.status != "SUCCESS":
-                failures.append(f"{logical_id}: {response.reason}")
+                failures.append(f"{stack.qualified(logical_id)}: {response.reason}")
 
         done = self._in_order(
             dependencies({"Resources": resources}), start, finish, halted=lambda: bool(failures), name="cfn"
@@ -407,11 +564,16 @@ class Rehearsal:
     ) -> set[str]:
         """CloudFormation's scheduling: each key starts once every key in ``before[key]`` is done, independent
         ones at the same time. ``start`` handles a key at once (returning None) or returns the task to run in
-        the pool, whose future ``finish`` receives. Once ``halted()``, nothing new starts. Returns the keys done."""
+        the pool, whose future ``finish`` receives. Once ``halted()``, nothing new starts. Returns the keys done.
+
+        A nested stack's operation runs as one task of its parent's: its thread, counted in the simulated clock
+        already, is not counted again."""
         done: set[str] = set()
         running: dict[Future[Any], str] = {}
         clock = self._clock
-        clock.register()  # this thread: time may not jump while it hands out work
+        counted = self._counted()
+        if not counted:
+            clock.register()  # this thread: time may not jump while it hands out work
         with ThreadPoolExecutor(max_workers=64, thread_name_prefix=name) as pool:
             try:
                 while True:
@@ -428,7 +590,7 @@ class Rehearsal:
                             handled = True
                         else:
                             clock.register()
-                            running[pool.submit(task)] = key
+                            running[pool.submit(self._as_counted(task))] = key
                     if handled:
                         continue  # what was handled at once may have unblocked others
                     if not running:
@@ -441,23 +603,126 @@ class Rehearsal:
                         done.add(key)  # a failure does not block the rest: CloudFormation goes on
                         clock.unregister()
             finally:
-                clock.unregister()
+                if not counted:
+                    clock.unregister()
         return done
 
-    def _paper(self, outcome: Outcome, logical_id: str, resource: dict[str, Any], action: str) -> None:
+    def _paper(self, stack: _Stack, logical_id: str, resource: dict[str, Any], action: str) -> None:
         with self._lock:
-            if action == "Create" or logical_id not in self.deployed:
-                physical, attributes = fake_physical(self.stack, logical_id, resource)
-                self.deployed[logical_id] = _Deployed(resource, physical, attributes)
+            if action == "Create" or logical_id not in stack.deployed:
+                physical, attributes = fake_physical(stack.definition, logical_id, resource)
+                stack.deployed[logical_id] = _Deployed(resource, physical, attributes)
             else:
-                self.deployed[logical_id].resource = resource
+                stack.deployed[logical_id].resource = resource
 
-    def _event(self, request_type: str, logical_id: str, resource: dict[str, Any], properties: Any) -> dict[str, Any]:
+    # ----------------------------------------------------------------------------------------------
+    # Nested stacks
+
+    def _nested(
+        self, outcome: Outcome, stack: _Stack, logical_id: str, resource: dict[str, Any], action: str
+    ) -> Response:
+        """Create or update the nested stack of an ``AWS::CloudFormation::Stack`` resource: its template's
+        resources, with the Parameters the resource gives (resolved in ``stack``); its Outputs become the
+        resource's ``Outputs.<name>`` attributes. A nested stack whose Create fails rolls itself back (its
+        parent then deletes what is left of it); one whose Update fails is rolled back with its parent."""
+        name = stack.qualified(logical_id)
+        nested = stack.deployed[logical_id].stack if action == "Update" else None
+        try:
+            if action == "Update" and nested is None:
+                raise TemplateError(f"{name}: Update of resource type is not permitted (it is a nested stack now)")
+            properties = self._resolver(stack).resolve(resource.get("Properties", {}))
+            given = stack.definition.nested(logical_id, properties, existing=nested.definition if nested else None)
+        except TemplateError as error:
+            self._report(name, "cloudformation", f"{action.upper()}_IN_PROGRESS")
+            return self._nested_failed(outcome, stack, logical_id, action, nested, str(error))
+        self._report(name, "cloudformation", f"{action.upper()}_IN_PROGRESS (nested stack {given.name})")
+        if nested is None:
+            nested = _Stack(given, f"{name}/")
+            with self._lock:
+                stack.deployed[logical_id] = _Deployed(resource, given.stack_id, {}, given.parameters, nested)
+            failed = self._apply(outcome, nested, {k: "Create" for k in nested.resources}, set())
+            if failed:  # ROLLBACK of the nested stack itself: its parent then deletes an empty stack
+                self._remove(outcome, nested, list(nested.deployed), rollback=True, on_create_rollback=True)
+        else:
+            with self._lock:
+                stack.attempted[logical_id] = given.parameters
+            failed = self._update_stack(outcome, nested, given.template, given.parameters)
+        try:
+            outputs = {} if failed else {f"Outputs.{k}": v for k, v in self._resolver(nested).outputs().items()}
+        except TemplateError as error:
+            failed = str(error)
+        if failed:
+            return self._nested_failed(outcome, stack, logical_id, action, nested, failed)
+        physical = given.stack_id
+        with self._lock:
+            stack.deployed[logical_id] = _Deployed(resource, physical, outputs, given.parameters, nested)
+        self._nested_result(outcome, stack, logical_id, action, physical, True, False, outputs)
+        return Response("SUCCESS", physical, data=outputs)
+
+    def _nested_failed(
+        self, outcome: Outcome, stack: _Stack, logical_id: str, action: str, nested: _Stack | None, failure: str
+    ) -> Response:
+        physical = nested.definition.stack_id if nested is not None else ""
+        verb = "created" if action == "Create" else "updated"
+        reason = f"Embedded stack {physical or stack.qualified(logical_id)} was not successfully {verb}: {failure}"
+        self._nested_result(outcome, stack, logical_id, action, physical, False, False, {}, reason)
+        return Response("FAILED", physical, reason=reason)
+
+    def _delete_nested(
+        self, outcome: Outcome, stack: _Stack, logical_id: str, deployed: _Deployed, *, rollback: bool, on_create: bool
+    ) -> bool:
+        """Delete a nested stack: its resources in reverse dependency order, as a stack's."""
+        nested = deployed.stack
+        assert nested is not None
+        phase = "ROLLBACK " if rollback else ""
+        name = stack.qualified(logical_id)
+        self._report(name, "cloudformation", f"{phase}DELETE_IN_PROGRESS (nested stack {nested.definition.name})")
+        ok = self._remove(outcome, nested, list(nested.deployed), rollback=rollback, on_create_rollback=on_create)
+        reason = ""
+        if not ok:
+            with self._lock:
+                inner = [r for r in outcome.results if r.status == "FAILED" and r.logical_id.startswith(nested.path)]
+            first = f"{inner[0].logical_id}: {inner[0].reason}" if inner else "a resource failed to delete"
+            reason = f"Embedded stack {deployed.physical_id} was not successfully deleted: {first}"
+        self._nested_result(outcome, stack, logical_id, "Delete", deployed.physical_id, ok, rollback, {}, reason)
+        return ok
+
+    def _nested_result(
+        self,
+        outcome: Outcome,
+        stack: _Stack,
+        logical_id: str,
+        action: str,
+        physical_id: str,
+        ok: bool,
+        rollback: bool,
+        data: dict[str, Any],
+        reason: str = "",
+    ) -> None:
+        name = stack.qualified(logical_id)
+        status = "SUCCESS" if ok else "FAILED"
+        result = ResourceResult(
+            name, NESTED_STACK, action, status, physical_id, {k: str(v) for k, v in data.items()}, reason, 0, rollback
+        )
+        with self._lock:
+            outcome.results.append(result)
+        phase = "ROLLBACK " if rollback else ""
+        word = "COMPLETE" if ok else "FAILED"
+        self._report(
+            name, "cloudformation", f"{phase}{action.upper()}_{word} {physical_id}" + (f": {reason}" if reason else "")
+        )
+
+    # ----------------------------------------------------------------------------------------------
+    # Custom resources and their providers
+
+    def _event(
+        self, stack: _Stack, request_type: str, logical_id: str, resource: dict[str, Any], properties: Any
+    ) -> dict[str, Any]:
         return {
             "RequestType": request_type,
             "ServiceToken": properties.get("ServiceToken") if isinstance(properties, dict) else None,
             "ResponseURL": "https://cloudformation-custom-resource-response-useast1.s3.amazonaws.com/rehearsal",
-            "StackId": self.stack.stack_id,
+            "StackId": stack.definition.stack_id,
             "RequestId": str(uuid.uuid4()),
             "LogicalResourceId": logical_id,
             "ResourceType": resource.get("Type"),
@@ -465,122 +730,122 @@ class Rehearsal:
         }
 
     def _custom(
-        self, outcome: Outcome, logical_id: str, resource: dict[str, Any], action: str, twice: bool
+        self, outcome: Outcome, stack: _Stack, logical_id: str, resource: dict[str, Any], action: str, twice: bool
     ) -> Response | None:
-        properties = as_strings(self._resolver().resolve(resource.get("Properties", {})))
-        event = self._event(action, logical_id, resource, properties)
-        previous = self.deployed.get(logical_id)
+        properties = as_strings(self._resolver(stack).resolve(resource.get("Properties", {})))
+        event = self._event(stack, action, logical_id, resource, properties)
+        previous = stack.deployed.get(logical_id)
         if action == "Update" and previous is not None:
             event["PhysicalResourceId"] = previous.physical_id
             event["OldResourceProperties"] = previous.properties
             with self._lock:
-                self._attempted[logical_id] = properties
+                stack.attempted[logical_id] = properties
         if twice:
             # A redelivered event: the same request reaches the provider twice, at the same time.
             with ThreadPoolExecutor(max_workers=1) as extra:
                 self._clock.register()
-                duplicate = extra.submit(self._send_counted, outcome, logical_id, resource, copy.deepcopy(event))
-                response = self._send(outcome, logical_id, resource, event, rollback=False)
+                duplicate = extra.submit(self._send_counted, outcome, stack, logical_id, resource, copy.deepcopy(event))
+                response = self._send(outcome, stack, logical_id, resource, event, rollback=False)
                 with self._clock.idle():
                     duplicate.result()
         else:
-            response = self._send(outcome, logical_id, resource, event, rollback=False)
+            response = self._send(outcome, stack, logical_id, resource, event, rollback=False)
         if response.status == "SUCCESS" or response.physical_id:
             with self._lock:
                 if response.status == "SUCCESS" or action == "Create":
-                    self.deployed[logical_id] = _Deployed(
+                    stack.deployed[logical_id] = _Deployed(
                         resource, response.physical_id, dict(response.data), properties
                     )
         return response
 
-    def _send_counted(self, outcome: Outcome, logical_id: str, resource: dict[str, Any], event: dict[str, Any]) -> None:
+    def _send_counted(
+        self, outcome: Outcome, stack: _Stack, logical_id: str, resource: dict[str, Any], event: dict[str, Any]
+    ) -> None:
         with self._clock.participant():
-            self._send(outcome, logical_id, resource, event, rollback=False, note=" (redelivered)")
+            self._send(outcome, stack, logical_id, resource, event, rollback=False, note=" (redelivered)")
+
+    def _located(self, arn: str, resource_type: str) -> tuple[_Stack, str]:
+        """The stack (this one or a nested one) and logical id of the deployed resource of this type and ARN."""
+        with self._lock:
+            for stack in self._root.walk():
+                for logical_id, deployed in stack.deployed.items():
+                    if deployed.resource.get("Type") == resource_type and arn in (
+                        deployed.physical_id,
+                        str(deployed.attributes.get("Arn")),
+                    ):
+                        return stack, logical_id
+        raise TemplateError(f"no {resource_type} {arn} in this stack or its nested stacks")
 
     def _provider(self, service_token: str) -> Provider:
         with self._lock:
             if service_token in self._providers:
                 return self._providers[service_token]
-            framework_id = self._function_ids().get(service_token)
-            if framework_id is None:
-                raise TemplateError(f"the ServiceToken {service_token} is not a Lambda function of this stack")
-            entry = self._function(framework_id)
+            try:
+                stack, framework_id = self._located(service_token, FUNCTION)
+            except TemplateError:
+                raise TemplateError(
+                    f"the ServiceToken {service_token} is not a Lambda function of this stack (or its nested stacks)"
+                ) from None
+            entry = self._function(stack, framework_id)
             if not isinstance(entry, FrameworkFunction) or "USER_ON_EVENT_FUNCTION_ARN" not in entry.spec.environment:
-                raise TemplateError(f"{framework_id} is not a CDK Provider framework onEvent function")
+                raise TemplateError(f"{stack.qualified(framework_id)} is not a CDK Provider framework onEvent function")
             provider = Provider(entry, self._function_by_arn, self._state_machine)
             self._providers[service_token] = provider
             return provider
 
-    def _function_ids(self) -> dict[str, str]:
-        """Function ARN -> logical id, for the functions deployed so far."""
-        return {
-            str(d.attributes.get("Arn")): k
-            for k, d in self.deployed.items()
-            if d.resource.get("Type") == "AWS::Lambda::Function"
-        }
-
     def _function_by_arn(self, arn: str) -> LambdaFunction:
         with self._lock:
-            logical_id = self._function_ids().get(arn)
-            if logical_id is None:
-                raise TemplateError(f"no Lambda function {arn} in this stack")
-            return self._function(logical_id)
+            return self._function(*self._located(arn, FUNCTION))
 
     def _state_machine(self, arn: str) -> StateMachine:
         with self._lock:
-            machine = next(
-                (
-                    k
-                    for k, d in self.deployed.items()
-                    if d.resource.get("Type") == "AWS::StepFunctions::StateMachine" and d.physical_id == arn
-                ),
-                None,
-            )
-            if machine is None:
-                raise TemplateError(f"no state machine {arn} in this stack")
-            properties = self._resolver().resolve(self.template["Resources"][machine]["Properties"])
+            stack, machine = self._located(arn, "AWS::StepFunctions::StateMachine")
+            properties = self._resolver(stack).resolve(stack.resources[machine]["Properties"])
         definition = properties.get("DefinitionString") or json.dumps(properties.get("Definition", {}))
         return StateMachine(arn, str(definition))
 
     def _authorize_handlers(self, service_token: str) -> None:
         """The endpoint authorizes calls with the policy of the role the provider's Python handlers run with, as
-        the template (and so CloudFormation) has it now."""
+        the template (and so CloudFormation) has it now: wherever the provider is, in this stack or a nested one."""
         from . import iam
 
         with self._lock:
-            resolver = self._resolver()
-            resources = self.template.get("Resources", {})
-            framework = next(k for k, d in self.deployed.items() if str(d.attributes.get("Arn")) == service_token)
-            environment = resolver.resolve(resources[framework]["Properties"].get("Environment", {}))
-            handler_arn = environment.get("Variables", {}).get("USER_ON_EVENT_FUNCTION_ARN")
-            handler = next(k for k, d in self.deployed.items() if str(d.attributes.get("Arn")) == handler_arn)
-            role_arn = resolver.resolve(resources[handler]["Properties"]["Role"])
-            role = next(k for k, d in self.deployed.items() if str(d.attributes.get("Arn")) == role_arn)
+            stack, framework = self._located(service_token, FUNCTION)
+            properties = stack.resources[framework]["Properties"]
+            environment = self._resolver(stack).resolve(properties.get("Environment", {}))
+            handler_arn = str(environment.get("Variables", {}).get("USER_ON_EVENT_FUNCTION_ARN"))
+            stack, handler = self._located(handler_arn, FUNCTION)
+            role_arn = str(self._resolver(stack).resolve(stack.resources[handler]["Properties"]["Role"]))
+            stack, role = self._located(role_arn, "AWS::IAM::Role")
             try:
-                statements = iam.role_statements(self.template, role, resolver.resolve)
+                statements = iam.role_statements(stack.definition.template, role, self._resolver(stack).resolve)
             except iam.PolicyError as error:  # e.g. AWS-managed policies: not in the template, nothing to judge by
-                self._report("", "iam", f"calls are not authorized against {role}'s policy: {error}")
+                self._report("", "iam", f"calls are not authorized against {stack.qualified(role)}'s policy: {error}")
                 self.endpoint.enforce_iam(None)
                 return
         self.endpoint.enforce_iam(statements, iam.Caller(self.stack.partition, self.stack.region, self.stack.account))
 
-    def _function(self, logical_id: str) -> LambdaFunction:
+    def _function(self, stack: _Stack, logical_id: str) -> LambdaFunction:
         """The function's warm worker: Python in a worker process, Node.js (the framework) in a Node host."""
-        if logical_id in self.functions:
-            return self.functions[logical_id]
-        if logical_id in self.framework_functions:
-            return self.framework_functions[logical_id]
-        resource = self.template["Resources"][logical_id]
-        props = self._resolver().resolve(resource.get("Properties", {}))
+        arn = str(stack.deployed[logical_id].attributes.get("Arn"))
+        if arn in self.functions:
+            return self.functions[arn]
+        if arn in self.framework_functions:
+            return self.framework_functions[arn]
+        resource = stack.resources[logical_id]
+        props = self._resolver(stack).resolve(resource.get("Properties", {}))
         code = props.get("Code", {})
         key = str(code.get("S3Key", ""))
-        asset = self.stack.assets.get(key)
+        asset = stack.definition.assets.get(key)
         if asset is None or not asset.is_dir():
-            raise TemplateError(f"the code of {logical_id} ({key}) is not an asset directory in {self.stack.cdk_out}")
+            raise TemplateError(
+                f"the code of {stack.qualified(logical_id)} ({key}) is not an asset directory in "
+                f"{stack.definition.cdk_out}"
+            )
         logging_config = props.get("LoggingConfig", {}) or {}
         spec = FunctionSpec(
-            logical_id=logical_id,
-            name=self.deployed[logical_id].physical_id,
+            logical_id=stack.qualified(logical_id),
+            name=stack.deployed[logical_id].physical_id,
             handler=str(props["Handler"]),
             asset_dir=asset.resolve(),
             environment={k: str(v) for k, v in (props.get("Environment", {}).get("Variables", {}) or {}).items()},
@@ -590,20 +855,22 @@ class Rehearsal:
             log_format=str(logging_config.get("LogFormat", "")),
             application_log_level=str(logging_config.get("ApplicationLogLevel", "")),
         )
-        base = {**self.endpoint.environment(), "AWS_REGION": self.stack.region, "AWS_DEFAULT_REGION": self.stack.region}
+        region = stack.definition.region
+        base = {**self.endpoint.environment(), "AWS_REGION": region, "AWS_DEFAULT_REGION": region}
         if spec.runtime.startswith("nodejs"):
             framework = FrameworkFunction(spec, base)
-            self.framework_functions[logical_id] = framework
+            self.framework_functions[arn] = framework
             return framework
         if self.client_max_attempts is not None:
             base["CLEANROOMSML_MAX_ATTEMPTS"] = str(self.client_max_attempts)
         function = WarmFunction(spec, base)
-        self.functions[logical_id] = function
+        self.functions[arn] = function
         return function
 
     def _send(
         self,
         outcome: Outcome,
+        stack: _Stack,
         logical_id: str,
         resource: dict[str, Any],
         event: dict[str, Any],
@@ -611,12 +878,13 @@ class Rehearsal:
         rollback: bool,
         note: str = "",
     ) -> Response:
+        name = stack.qualified(logical_id)
         request_type = str(event["RequestType"])
         phase = "ROLLBACK " if rollback else ""
-        self._report(logical_id, "cloudformation", f"{phase}{request_type.upper()}_IN_PROGRESS{note}")
+        self._report(name, "cloudformation", f"{phase}{request_type.upper()}_IN_PROGRESS{note}")
 
         def report(kind: str, message: str) -> None:
-            self._report(logical_id, kind, message)
+            self._report(name, kind, message)
 
         began = self._clock.now()
         try:
@@ -639,7 +907,7 @@ class Rehearsal:
             )
         status = "SKIPPED" if response.skipped else response.status
         result = ResourceResult(
-            logical_id,
+            name,
             str(resource.get("Type")),
             request_type,
             status,
@@ -653,29 +921,44 @@ class Rehearsal:
             outcome.results.append(result)
         word = {"SUCCESS": "COMPLETE", "FAILED": "FAILED", "SKIPPED": "COMPLETE (skipped)"}[status]
         detail = f" {response.physical_id}" + (f": {response.reason.strip()}" if response.reason else "")
-        self._report(logical_id, "cloudformation", f"{phase}{request_type.upper()}_{word}{note}{detail}")
+        self._report(name, "cloudformation", f"{phase}{request_type.upper()}_{word}{note}{detail}")
         return response
 
+    # ----------------------------------------------------------------------------------------------
+    # Deletes
+
     def _delete_one(
-        self, outcome: Outcome, logical_id: str, deployed: _Deployed, *, retain: bool, rollback: bool
+        self,
+        outcome: Outcome,
+        stack: _Stack,
+        logical_id: str,
+        deployed: _Deployed,
+        *,
+        retain: bool,
+        rollback: bool,
+        on_create: bool = False,
     ) -> bool:
         kind = str(deployed.resource.get("Type", ""))
         if retain:
-            self._report(logical_id, "cloudformation", f"DELETE_SKIPPED (retained) {deployed.physical_id}")
+            name = stack.qualified(logical_id)
+            self._report(name, "cloudformation", f"DELETE_SKIPPED (retained) {deployed.physical_id}")
             with self._lock:
                 outcome.results.append(
-                    ResourceResult(logical_id, kind, "Delete", "SKIPPED", deployed.physical_id, rollback=rollback)
+                    ResourceResult(name, kind, "Delete", "SKIPPED", deployed.physical_id, rollback=rollback)
                 )
             return True
+        if deployed.stack is not None:
+            return self._delete_nested(outcome, stack, logical_id, deployed, rollback=rollback, on_create=on_create)
         if not is_custom(kind):
             return True
-        event = self._event("Delete", logical_id, deployed.resource, deployed.properties)
+        event = self._event(stack, "Delete", logical_id, deployed.resource, deployed.properties)
         event["PhysicalResourceId"] = deployed.physical_id
-        return self._send(outcome, logical_id, deployed.resource, event, rollback=rollback).status == "SUCCESS"
+        return self._send(outcome, stack, logical_id, deployed.resource, event, rollback=rollback).status == "SUCCESS"
 
     def _remove(
         self,
         outcome: Outcome,
+        stack: _Stack,
         logical_ids: list[str],
         *,
         rollback: bool,
@@ -683,7 +966,7 @@ class Rehearsal:
         source: dict[str, _Deployed] | None = None,
     ) -> bool:
         """Delete these resources, dependents first, independent ones at the same time."""
-        state = source if source is not None else self.deployed
+        state = source if source is not None else stack.deployed
         targets = {k: state[k] for k in logical_ids if k in state}
         graph = dependencies({"Resources": {k: d.resource for k, d in targets.items()}})
         dependents: dict[str, set[str]] = {k: set() for k in targets}
@@ -696,13 +979,14 @@ class Rehearsal:
             deployed = targets[logical_id]
             policy = deployed.resource.get("DeletionPolicy", "Delete")
             retain = policy == "Retain" or (policy == "RetainExceptOnCreate" and not on_create_rollback)
-            if not is_custom(str(deployed.resource.get("Type", ""))) or (
-                retain and deployed.physical_id != CREATE_FAILED_MARKER
-            ):
-                self._delete_one(outcome, logical_id, deployed, retain=retain, rollback=rollback)
-                self._forget(logical_id, source)
+            acts = is_custom(str(deployed.resource.get("Type", ""))) or deployed.stack is not None
+            if not acts or (retain and deployed.physical_id != CREATE_FAILED_MARKER):
+                self._delete_one(outcome, stack, logical_id, deployed, retain=retain, rollback=rollback)
+                self._forget(stack, logical_id, source)
                 return None
-            return lambda: self._delete_one(outcome, logical_id, deployed, retain=False, rollback=rollback)
+            return lambda: self._delete_one(
+                outcome, stack, logical_id, deployed, retain=False, rollback=rollback, on_create=on_create_rollback
+            )
 
         def finish(logical_id: str, future: Future[Any]) -> None:
             try:
@@ -711,38 +995,20 @@ class Rehearsal:
                 success = False
             results.append(success)
             if success:
-                self._forget(logical_id, source)
+                self._forget(stack, logical_id, source)
 
         # A resource that failed to delete keeps what it depends on (its provider's functions, say): nothing
         # new starts once a delete failed, as CloudFormation leaves the stack DELETE_FAILED with them in place.
         self._in_order(dependents, start, finish, halted=lambda: not all(results), name="cfn-delete")
         return all(results)
 
-    def _clean_up(self, outcome: Outcome, replaced: dict[str, _Deployed], *, rollback: bool) -> None:
-        """The cleanup phase: delete the physical resources a replacement left (the old ones after an update, the
-        new ones after its rollback), dependents first, independent ones at the same time. A failure leaves its
-        resource behind and fails nothing; the others are still deleted. After an update, UpdateReplacePolicy
-        Retain keeps the old resource."""
-        graph = dependencies({"Resources": {k: d.resource for k, d in replaced.items()}})
-        dependents: dict[str, set[str]] = {k: set() for k in replaced}
-        for k, deps in graph.items():
-            for dep in deps:
-                dependents[dep].add(k)
-
-        def start(logical_id: str) -> Callable[[], bool] | None:
-            old = replaced[logical_id]
-            retain = not rollback and old.resource.get("UpdateReplacePolicy", "Delete") == "Retain"
-            return lambda: self._delete_one(outcome, logical_id, old, retain=retain, rollback=rollback)
-
-        def finish(_logical_id: str, future: Future[Any]) -> None:
-            future.exception()  # a failure is already in the outcome's results; the cleanup goes on
-
-        self._in_order(dependents, start, finish, halted=lambda: False, name="cfn-cleanup")
-
-    def _forget(self, logical_id: str, source: dict[str, _Deployed] | None) -> None:
+    def _forget(self, stack: _Stack, logical_id: str, source: dict[str, _Deployed] | None) -> None:
         with self._lock:
-            if source is None or self.deployed.get(logical_id) is source.get(logical_id):
-                self.deployed.pop(logical_id, None)
+            if source is None or stack.deployed.get(logical_id) is source.get(logical_id):
+                stack.deployed.pop(logical_id, None)
+
+
+FUNCTION = "AWS::Lambda::Function"
 
 
 def _service_timeout(event: dict[str, Any]) -> float:

@@ -1,4 +1,5 @@
-"""A synthesized stack as CloudFormation reads it: the template, its assets, intrinsic functions, dependencies.
+"""A synthesized stack as CloudFormation reads it: the template, its assets, intrinsic functions, dependencies,
+and its nested stacks (``AWS::CloudFormation::Stack`` resources whose template is a file asset of the assembly).
 
 Resources that are not custom resources are "created" on paper only: each gets a fake physical id and
 the attributes other resources refer to (ARNs in the stack's fake account), which is all the custom
@@ -13,8 +14,11 @@ import base64
 import hashlib
 import json
 import re
+import secrets
+import string
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +28,9 @@ REGION = "us-east-1"
 
 NO_VALUE = object()
 _CUSTOM = re.compile(r"^(Custom::.+|AWS::CloudFormation::CustomResource)$")
+NESTED_STACK = "AWS::CloudFormation::Stack"
+#: CloudFormation's limit on a stack name, nested stacks' included.
+MAX_STACK_NAME = 128
 
 
 class TemplateError(ValueError):
@@ -34,9 +41,13 @@ def is_custom(resource_type: str) -> bool:
     return bool(_CUSTOM.match(resource_type))
 
 
+def is_nested_stack(resource_type: str) -> bool:
+    return resource_type == NESTED_STACK
+
+
 @dataclass
 class StackTemplate:
-    """One stack of a cloud assembly: its template, environment and asset directories."""
+    """One stack of a cloud assembly: its template, environment and assets (a nested stack shares its parent's)."""
 
     name: str
     template: dict[str, Any]
@@ -45,7 +56,10 @@ class StackTemplate:
     region: str = REGION
     partition: str = "aws"
     assets: dict[str, Path] = field(default_factory=dict)
+    """Object key (``<hash>.zip``, ``<hash>.json``) -> the asset's directory (zip) or file, as staged."""
     stack_id: str = ""
+    parameters: dict[str, str] = field(default_factory=dict)
+    """The values given for the template's Parameters (a nested stack's, by its parent); the rest take Default."""
 
     @staticmethod
     def load(cdk_out: str | Path, stack: str | None = None) -> StackTemplate:
@@ -77,9 +91,9 @@ class StackTemplate:
         for dependency in artifact.get("dependencies", []):
             dep = manifest["artifacts"].get(dependency, {})
             if dep.get("type") == "cdk:asset-manifest":
-                assets.update(_asset_dirs(root, root / dep["properties"]["file"]))
+                assets.update(_assets(root, root / dep["properties"]["file"]))
         stack_name = str(props.get("stackName") or stack)
-        stack_id = f"arn:{partition}:cloudformation:{region}:{account}:stack/{stack_name}/{uuid.uuid4()}"
+        stack_id = _stack_id(partition, region, account, stack_name)
         return StackTemplate(stack_name, template, root, account, region, partition, assets, stack_id)
 
     @property
@@ -87,17 +101,70 @@ class StackTemplate:
         resources: dict[str, dict[str, Any]] = self.template.get("Resources", {})
         return resources
 
+    def nested(
+        self, logical_id: str, properties: dict[str, Any], *, existing: StackTemplate | None = None
+    ) -> StackTemplate:
+        """The nested stack that this stack's ``AWS::CloudFormation::Stack`` resource ``logical_id`` creates (or,
+        given the ``existing`` one, updates to), from its resolved properties: the template its ``TemplateURL``
+        points at (a file asset of the same assembly) and its ``Parameters``, checked as CloudFormation checks them.
 
-def _asset_dirs(root: Path, manifest_file: Path) -> dict[str, Path]:
-    """Object key (``<hash>.zip``) -> the directory the asset is staged in."""
+        A new nested stack gets a new name and id: CloudFormation names it ``<parent name>-<logical id>-<random
+        suffix>``; the rehearsal does the same (12 upper-case letters and digits), shortening the logical id when
+        the name would pass 128 characters. An updated one keeps its own.
+        """
+        where = f"{self.name}/{logical_id} ({NESTED_STACK})"
+        url = str(properties.get("TemplateURL", ""))
+        path = url.split("?", 1)[0]
+        key = next((k for k in self.assets if path.endswith(f"/{k}")), None)
+        if key is None or not self.assets[key].is_file():
+            raise TemplateError(f"{where}: its TemplateURL {url!r} is not a file asset of {self.cdk_out}")
+        template = json.loads(self.assets[key].read_text())
+        given = properties.get("Parameters") or {}
+        declared = template.get("Parameters", {})
+        unknown = sorted(set(given) - set(declared))
+        if unknown:
+            raise TemplateError(f"{where}: Parameters {unknown} do not exist in the nested template")
+        missing = sorted(p for p, spec in declared.items() if p not in given and "Default" not in spec)
+        if missing:
+            raise TemplateError(f"{where}: Parameters {missing} must have values")
+        not_strings = sorted(p for p, v in given.items() if isinstance(v, (dict, list)) or v is None)
+        if not_strings:
+            raise TemplateError(f"{where}: Parameters {not_strings} must be strings (a nested stack's parameters are)")
+        parameters = {p: as_strings(v) for p, v in given.items()}
+        if existing is not None:
+            return replace(existing, template=template, parameters=parameters)
+        suffix = "".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(12))
+        name = f"{f'{self.name}-{logical_id}'[: MAX_STACK_NAME - len(suffix) - 1]}-{suffix}"
+        stack_id = _stack_id(self.partition, self.region, self.account, name)
+        return StackTemplate(
+            name, template, self.cdk_out, self.account, self.region, self.partition, self.assets, stack_id, parameters
+        )
+
+    def nested_stacks(self, resolve: Callable[[Any], Any]) -> dict[str, StackTemplate]:
+        """Every nested stack of this stack by the logical id of its resource, properties resolved by ``resolve``
+        (e.g. ``iam.paper_resolver(stack).resolve``, to read a nested stack's template without a rehearsal)."""
+        return {
+            logical_id: self.nested(logical_id, resolve(resource.get("Properties", {})))
+            for logical_id, resource in self.resources.items()
+            if is_nested_stack(str(resource.get("Type", "")))
+        }
+
+
+def _stack_id(partition: str, region: str, account: str, name: str) -> str:
+    return f"arn:{partition}:cloudformation:{region}:{account}:stack/{name}/{uuid.uuid4()}"
+
+
+def _assets(root: Path, manifest_file: Path) -> dict[str, Path]:
+    """Object key (``<hash>.zip``, ``<hash>.json``) -> the directory (zip) or file the asset is staged in."""
     data = json.loads(manifest_file.read_text())
     found: dict[str, Path] = {}
     for asset_hash, asset in data.get("files", {}).items():
         source = asset.get("source", {})
-        if source.get("packaging") != "zip":
+        if source.get("packaging", "file") not in ("zip", "file") or "path" not in source:
             continue
+        extension = ".zip" if source.get("packaging") == "zip" else Path(str(source["path"])).suffix
         for destination in asset.get("destinations", {}).values():
-            found[str(destination.get("objectKey", f"{asset_hash}.zip"))] = root / source["path"]
+            found[str(destination.get("objectKey", f"{asset_hash}{extension}"))] = root / source["path"]
     return found
 
 
@@ -209,11 +276,22 @@ class Resolver:
             "AWS::URLSuffix": "amazonaws.com.cn" if stack.partition == "aws-cn" else "amazonaws.com",
             "AWS::NotificationARNs": [],
         }
-        self.parameters = {name: spec.get("Default") for name, spec in stack.template.get("Parameters", {}).items()}
+        self.parameters = {
+            name: _parameter_value(spec, stack.parameters.get(name, spec.get("Default")))
+            for name, spec in stack.template.get("Parameters", {}).items()
+        }
 
     def resolve(self, node: Any) -> Any:
         value = self._resolve(node)
         return None if value is NO_VALUE else value
+
+    def outputs(self) -> dict[str, Any]:
+        """The template's Outputs (those whose Condition holds), resolved: what a nested stack gives its parent."""
+        return {
+            name: self.resolve(output.get("Value"))
+            for name, output in self.stack.template.get("Outputs", {}).items()
+            if "Condition" not in output or self.condition(str(output["Condition"]))
+        }
 
     def _resolve(self, node: Any) -> Any:
         if isinstance(node, list):
@@ -299,6 +377,14 @@ class Resolver:
             return str(self._ref(inner))
 
         return re.sub(r"\$\{([^}]+)\}", replace, str(text))
+
+
+def _parameter_value(spec: dict[str, Any], value: Any) -> Any:
+    """What Ref gives for a parameter: a list for the list types, otherwise the value (a string)."""
+    kind = str(spec.get("Type", "String"))
+    if isinstance(value, str) and (kind == "CommaDelimitedList" or kind.startswith("List<")):
+        return value.split(",")
+    return value
 
 
 def as_strings(value: Any) -> Any:
