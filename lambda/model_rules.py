@@ -442,6 +442,39 @@ def _audience_generation_job_rules(request: Mapping[str, Any], token: Callable[[
     return out
 
 
+#: The API reference (AudienceSize, AudienceSizeConfig): a PERCENTAGE size is "in the range 1-100 percent"; the
+#: model's range (1 to 20,000,000) is the ABSOLUTE one.
+MAX_PERCENTAGE = 100
+
+
+def _percentages(kind: Any, sizes: list[tuple[str, Any]], token: Callable[[Any], bool]) -> list[Problem]:
+    if kind != "PERCENTAGE":
+        return []
+    rule = f"must be at most {MAX_PERCENTAGE} for a PERCENTAGE size (the service takes 1-100 percent)"
+    return [
+        Problem(path, value, rule)
+        for path, value in sizes
+        if isinstance(value, int) and not isinstance(value, bool) and not token(value) and value > MAX_PERCENTAGE
+    ]
+
+
+def _audience_export_job_rules(request: Mapping[str, Any], token: Callable[[Any], bool]) -> list[Problem]:
+    size = request.get("audienceSize")
+    if not isinstance(size, dict) or token(size):
+        return []
+    return _percentages(size.get("type"), [("audienceSize.value", size.get("value"))], token)
+
+
+def _configured_audience_model_rules(request: Mapping[str, Any], token: Callable[[Any], bool]) -> list[Problem]:
+    config = request.get("audienceSizeConfig")
+    if not isinstance(config, dict) or token(config) or not isinstance(config.get("audienceSizeBins"), list):
+        return []
+    sizes = [(f"audienceSizeConfig.audienceSizeBins[{i}]", v) for i, v in enumerate(config["audienceSizeBins"])]
+    return _percentages(config.get("audienceSizeType"), sizes, token)
+
+
 _TYPE_RULES: dict[str, Callable[[Mapping[str, Any], Callable[[Any], bool]], list[Problem]]] = {
     "Custom::CleanRoomsMlAudienceGenerationJob": _audience_generation_job_rules,
+    "Custom::CleanRoomsMlAudienceExportJob": _audience_export_job_rules,
+    "Custom::CleanRoomsMlConfiguredAudienceModel": _configured_audience_model_rules,
 }

@@ -11,7 +11,7 @@ from constructs import Construct
 
 from . import _resource
 from .service_model import request_shape, specs
-from .validation import Issue
+from .validation import Issue, _Unchecked
 
 _SPEC = specs().CONFIGURED_AUDIENCE_MODEL_ASSOCIATION
 #: The CloudFormation type of every association resource.
@@ -57,12 +57,14 @@ class ConfiguredAudienceModelAssociation(Construct):
         :param timeout: how long the deploy step waits. Default and maximum: 55 minutes.
         """
         issues: list[Issue] = []
-        if not isinstance(manage_resource_policies, bool):
+        manage: Any = manage_resource_policies
+        if not isinstance(manage_resource_policies, bool):  # reported once, not again by the model's checks
             issues.append(Issue("manage_resource_policies", manage_resource_policies, "must be True or False"))
+            manage = _Unchecked(manage_resource_policies)
         request: dict[str, Any] = {
             "membershipIdentifier": membership_id,
             "configuredAudienceModelArn": configured_audience_model_arn,
-            "manageResourcePolicies": manage_resource_policies,
+            "manageResourcePolicies": manage,
         }
         optional = (("configuredAudienceModelAssociationName", name), ("description", description), ("tags", tags))
         request.update({k: v for k, v in optional if v is not None})

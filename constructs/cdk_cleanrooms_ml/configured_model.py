@@ -14,7 +14,7 @@ from . import _resource, validation
 from .association import ConfiguredAudienceModelAssociation
 from .destination import AudienceDestination
 from .service_model import request_shape, specs
-from .validation import Issue
+from .validation import Issue, _Unchecked
 
 _SPEC = specs().CONFIGURED_AUDIENCE_MODEL
 #: The CloudFormation type of every configured audience model resource.
@@ -62,7 +62,8 @@ class AudienceSizeConfig:
 
     def _render(self) -> dict[str, Any]:
         kind = self.type.value if isinstance(self.type, AudienceSizeType) else self.type
-        return {"audienceSizeType": kind, "audienceSizeBins": list(self.bins)}
+        bins = list(self.bins) if isinstance(self.bins, (list, tuple)) else self.bins  # else the checks report it
+        return {"audienceSizeType": kind, "audienceSizeBins": bins}
 
 
 @jsii.implements(ITaggableV2)
@@ -114,16 +115,29 @@ class ConfiguredAudienceModel(Construct):
         issues: list[Issue] = []
         if not isinstance(destination, AudienceDestination):
             issues.append(Issue("destination", destination, "must be an AudienceDestination"))
-            output: Any = None
+            output: Any = _Unchecked(destination)
         else:
             # A role the library makes is made once the props passed: until then, a value the checks skip.
             output = destination._render(_ROLE_MADE_LATER if destination.makes_role else destination.role_arn)
-        metrics = [m.value if isinstance(m, SharedAudienceMetrics) else m for m in shared_audience_metrics or []]
+        metrics: Any = shared_audience_metrics
+        if isinstance(shared_audience_metrics, (list, tuple)):
+            metrics = [m.value if isinstance(m, SharedAudienceMetrics) else m for m in shared_audience_metrics]
+        elif shared_audience_metrics is not None:
+            issues.append(
+                Issue("shared_audience_metrics", shared_audience_metrics, "must be a list: [SharedAudienceMetrics.ALL]")
+            )
+            metrics = _Unchecked(shared_audience_metrics)
+        size_config: Any = audience_size_config
+        if isinstance(audience_size_config, AudienceSizeConfig):
+            size_config = audience_size_config._render()
+        elif audience_size_config is not None:
+            issues.append(Issue("audience_size_config", audience_size_config, "must be an AudienceSizeConfig"))
+            size_config = _Unchecked(audience_size_config)
         request: dict[str, Any] = {
             "audienceModelArn": audience_model_arn,
             "outputConfig": output,
             "sharedAudienceMetrics": metrics,
-            "audienceSizeConfig": audience_size_config._render() if audience_size_config is not None else None,
+            "audienceSizeConfig": size_config,
             "minMatchingSeedSize": min_matching_seed_size,
             "childResourceTagOnCreatePolicy": child_resource_tag_on_create_policy,
             "name": name,
@@ -131,9 +145,6 @@ class ConfiguredAudienceModel(Construct):
             "tags": tags,
         }
         request = {k: v for k, v in request.items() if v is not None}
-        if audience_size_config is not None and not isinstance(audience_size_config, AudienceSizeConfig):
-            issues.append(Issue("audience_size_config", audience_size_config, "must be an AudienceSizeConfig"))
-            request.pop("audienceSizeConfig", None)
         options = _resource.Options(True, timeout, removal_policy, None)
         prepared = _resource.prepare(scope, id, _SPEC, request, issues, options, names=_PYTHON_NAMES)
         super().__init__(scope, id)

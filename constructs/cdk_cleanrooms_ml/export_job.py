@@ -11,7 +11,7 @@ from constructs import Construct
 
 from . import _resource
 from .service_model import request_shape, specs
-from .validation import Issue
+from .validation import Issue, _Unchecked
 
 if TYPE_CHECKING:
     from .job import IAudienceGenerationJob
@@ -86,13 +86,15 @@ class AudienceExportJob(Construct):
         request: dict[str, Any] = {"audienceGenerationJobArn": job_arn}
         if isinstance(audience_size, AudienceSize):
             request["audienceSize"] = audience_size._render()
-        else:
+        else:  # reported here, and left out of the model's checks (one line, not two)
+            request["audienceSize"] = _Unchecked(audience_size)
             issues.append(
                 Issue("audience_size", audience_size, "must be an AudienceSize, e.g. AudienceSize.percentage(10)")
             )
         request.update({k: v for k, v in (("name", name), ("description", description)) if v is not None})
         options = _resource.Options(wait_for_completion, timeout, None, poll_interval)
-        prepared = _resource.prepare(scope, id, _SPEC, request, issues, options)
+        names = {"audienceGenerationJobArn": "audience_generation_job"}
+        prepared = _resource.prepare(scope, id, _SPEC, request, issues, options, names=names)
         super().__init__(scope, id)
         try:
             self._explicit_name = name
@@ -137,10 +139,17 @@ def _job_arn(job: Any) -> tuple[Any, list[Issue]]:
     """The job's ARN (a token for a job of the app), and the problems: a job that is not ACTIVE when its deploy
     step ends cannot be exported in the same deploy."""
     if isinstance(job, str):
-        return job, []
+        from .job import job_of_arn
+
+        found = job_of_arn(job)  # the ARN of a job of the app: the same rule as for the job itself
+        if found is None:
+            return job, []
+        job = found
     arn = getattr(job, "audience_generation_job_arn", None)
     if arn is None:
-        return job, [Issue("audience_generation_job", job, "must be an IAudienceGenerationJob or a job ARN string")]
+        return _Unchecked(job), [
+            Issue("audience_generation_job", job, "must be an IAudienceGenerationJob or a job ARN string")
+        ]
     if not getattr(job, "waits_for_completion", True):
         return arn, [
             Issue(

@@ -133,9 +133,11 @@ class HandlerStatements:
         self, configured_audience_model_arn: str, seed_role_arn: str, collaboration_id: str | None = None
     ) -> None:
         model = configured_audience_model_arn
-        if served_type(model) is not None:  # a configured model of this stack: its type's pattern
+        if served_type(model) is not None:  # a configured model of this stack: its type's pattern, in its home
             model = self._pattern("configured-audience-model/*")
-        partition, region, owner = model_home(model)
+            partition, region, owner = Aws.PARTITION, Aws.REGION, self._stack_account
+        else:
+            partition, region, owner = model_home(model)
         caller_jobs = job_arn_pattern(partition, region, self._stack_account)
         start = self._start_statement(collaboration_id)
         self._grant(start, model, caller_jobs)

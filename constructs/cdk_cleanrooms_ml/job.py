@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import weakref
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import jsii
@@ -275,7 +276,9 @@ class AudienceGenerationJob(_JobGrants, Construct):
     @property
     def audience_generation_job_arn(self) -> str:
         """The job's ARN (GetAtt ``AudienceGenerationJobArn``; the API's ``audienceGenerationJobArn``)."""
-        return _resource.attribute(self.resource, "AudienceGenerationJobArn")
+        arn = _resource.attribute(self.resource, "AudienceGenerationJobArn")
+        _JOBS_BY_ARN[arn] = self
+        return arn
 
     @property
     def status(self) -> str:
@@ -310,6 +313,15 @@ class AudienceGenerationJob(_JobGrants, Construct):
 
 
 # --------------------------------------------------------------------------------------------------
+
+
+#: The app's jobs by their ARN token: an export given ``job.audience_generation_job_arn`` finds its job.
+_JOBS_BY_ARN: weakref.WeakValueDictionary[str, AudienceGenerationJob] = weakref.WeakValueDictionary()
+
+
+def job_of_arn(arn: str) -> AudienceGenerationJob | None:
+    """The job of the app whose ARN token ``arn`` is (None for any other string)."""
+    return _JOBS_BY_ARN.get(arn)
 
 
 def _request(**props: Any) -> tuple[dict[str, Any], list[Issue]]:
