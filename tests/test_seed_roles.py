@@ -11,8 +11,8 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk.assertions import Template
 
-from cdk_cleanrooms_ml import AudienceGenerationJob, SeedAudience, seed_roles
-from tests.helpers import ACCOUNT, COLLABORATION_ID, MODEL_ARN, REGION
+from cdk_cleanrooms_ml import AudienceGenerationJob, S3DataSource, SeedAudience, seed_roles
+from tests.helpers import ACCOUNT, COLLABORATION_ID, MODEL_ARN, REGION, job
 
 MEMBERSHIP_ARN = f"arn:aws:cleanrooms:{REGION}:{ACCOUNT}:membership/{COLLABORATION_ID}"
 
@@ -198,3 +198,14 @@ def test_from_sql_makes_its_role_in_the_jobs_stack_or_grants_a_role_of_the_app_i
     ((policy_id, _policy),) = policies.items()
     assert policy_id.startswith("MineCleanRoomsMlProtectedQuery")
     assert seed_roles.grant_protected_query(imported, MEMBERSHIP_ARN) is False
+
+
+def test_a_job_takes_an_imported_role_whatever_jsii_object_carries_it() -> None:
+    stack = new_stack()
+    arns = {}
+    for index, mutable in enumerate((True, False)):  # mutable=False gives a jsii proxy, not a Python class
+        arns[f"Job{index}"] = arn = f"arn:aws:iam::{ACCOUNT}:role/imported-{index}"
+        role = iam.Role.from_role_arn(stack, f"Imported{index}", arn, mutable=mutable)
+        job(stack, f"Job{index}", seed_audience=SeedAudience(role=role, data_source=S3DataSource(s3_uri="s3://b/k")))
+    jobs = Template.from_stack(stack).find_resources("Custom::CleanRoomsMlAudienceGenerationJob")
+    assert {k[:4]: r["Properties"]["seedAudience"]["roleArn"] for k, r in jobs.items()} == arns

@@ -53,6 +53,12 @@ def format_issues(construct_path: str, issues: Iterable[Issue]) -> list[str]:
     return [f"  {construct_path}: {i.prop} = {shorten(i.value)}: {i.rule}" for i in issues]
 
 
+def is_role(value: Any) -> bool:
+    """Whether ``value`` is an ``iam.IRole``: a class of the app's (looked up on the class: no jsii call), or a
+    jsii proxy, such as what ``iam.Role.from_role_arn`` returns (asked through jsii)."""
+    return hasattr(type(value), "role_arn") or (hasattr(value, "__jsii_ref__") and hasattr(value, "role_arn"))
+
+
 def is_token(value: Any) -> bool:
     """Whether a value is (or contains at its top) an unresolved CDK token; jsii is called for jsii objects only."""
     if isinstance(value, str):
@@ -127,7 +133,7 @@ def seed_request(seed: Any) -> tuple[Any, list[Issue]]:
         rendered["roleArn"] = _Unchecked(None) if seed.makes_role else None
     elif isinstance(role, str) or is_token(role):
         rendered["roleArn"] = role
-    elif hasattr(type(role), "role_arn"):  # an iam.IRole; looked up on the class, so no jsii call yet
+    elif is_role(role):
         rendered["roleArn"] = role.role_arn
     else:
         issues.append(Issue("seed_audience.role", role, "must be an iam.IRole or a role ARN string"))
