@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from functools import cache
 from typing import Any, NamedTuple, Protocol
 
@@ -156,7 +157,7 @@ def decode(value: Any, shape: Any, path: str = "", hidden: bool = False) -> Any:
             return float(value)
         except (TypeError, ValueError):
             raise DecodeError(path, f"expected a number, got {_describe(value, hidden)}") from None
-    if kind == "string":
+    if kind in ("string", "timestamp"):  # a timestamp stays the text given (botocore serializes it)
         if not isinstance(value, str):
             raise DecodeError(path, f"expected a string, got {_describe(value, hidden)}")
         return value
@@ -308,6 +309,10 @@ def _check(
         if (low is not None and value < low) or (high is not None and value > high):
             out.append(Problem(path, value, _range_rule(low, high, "")))
         return
+    if kind == "timestamp":
+        if not isinstance(value, str) or not is_iso_8601(value):
+            out.append(Problem(path, value, f"must be an ISO 8601 date and time, such as {ISO_8601_EXAMPLE}"))
+        return
     if kind == "string":
         if not isinstance(value, str):
             out.append(Problem(path, value, "must be a string"))
@@ -321,6 +326,27 @@ def _check(
         regex = meta.get("pattern")
         if regex and not matches(value, regex):
             out.append(Problem(path, value, f"must match the pattern {regex!r}"))
+
+
+#: A timestamp member's text: a date, optionally a time (seconds and fraction optional), optionally a UTC offset.
+_ISO_8601 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,6})?)?(?:Z|[+-](\d{2}):(\d{2}))?)?",
+    re.ASCII,
+)
+ISO_8601_EXAMPLE = "2024-01-31T00:00:00Z"
+
+
+def is_iso_8601(value: str) -> bool:
+    """Whether ``value`` is an ISO 8601 date (and time) that exists, as the API's timestamp members take it."""
+    match = _ISO_8601.fullmatch(value)
+    if match is None:
+        return False
+    year, month, day, hour, minute, second, offset_hours, offset_minutes = (int(g or 0) for g in match.groups())
+    try:
+        datetime(year, month, day, hour, minute, second)
+    except ValueError:
+        return False
+    return offset_hours < 24 and offset_minutes < 60
 
 
 class _Redacting(list[Problem]):

@@ -190,6 +190,35 @@ AUDIENCE_EXPORT_JOB = ResourceSpec(
     ),
 )
 
+#: There is no update call: every member but the tags needs a new audience model. Training can take far longer
+#: than a custom resource may wait (the user guide: "up to 24 hours", "several hours to 2 days"); with
+#: WaitForCompletion false the resource is complete once the model is created and training.
+AUDIENCE_MODEL = ResourceSpec(
+    type_name="Custom::CleanRoomsMlAudienceModel",
+    noun="audience model",
+    service="cleanroomsml",
+    arn_resource=r"audience-model/[-a-zA-Z0-9_/.]+",
+    create="CreateAudienceModel",
+    created_arn="audienceModelArn",
+    arn_member="audienceModelArn",
+    read="GetAudienceModel",
+    described="",
+    key="audienceModelArn",
+    delete="DeleteAudienceModel",
+    find=Find("ListAudienceModels", "audienceModels"),
+    in_place=frozenset({"tags"}),
+    # The quotas page names it "Pending/in progress audience models per customer" (2 per Region); the jobs'
+    # fragment is kept too, whichever spelling the service's quotaName uses.
+    waited_quotas=("pending or in progress", "pending/in progress"),
+    dependents="a configured audience model that uses it",
+    attributes=(
+        ("AudienceModelArn", "audienceModelArn"),
+        ("Name", "name"),
+        ("Status", "status"),
+        ("TrainingDatasetArn", "trainingDatasetArn"),
+    ),
+)
+
 CONFIGURED_AUDIENCE_MODEL = ResourceSpec(
     type_name="Custom::CleanRoomsMlConfiguredAudienceModel",
     noun="configured audience model",
@@ -290,6 +319,7 @@ SPECS: dict[str, ResourceSpec] = {
     for spec in (
         AUDIENCE_GENERATION_JOB,
         AUDIENCE_EXPORT_JOB,
+        AUDIENCE_MODEL,
         CONFIGURED_AUDIENCE_MODEL,
         CONFIGURED_AUDIENCE_MODEL_ASSOCIATION,
     )

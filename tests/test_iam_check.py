@@ -356,9 +356,9 @@ def test_the_other_operations_map_to_their_resource() -> None:
     with pytest.raises(PolicyError, match="no 'resourceArn'"):
         mapped("ListTagsForResource")
     with pytest.raises(
-        PolicyError, match="no IAM mapping for cleanroomsml.CreateAudienceModel; add it to CALL_REQUESTS"
+        PolicyError, match="no IAM mapping for cleanroomsml.CreateTrainingDataset; add it to CALL_REQUESTS"
     ):
-        mapped("CreateAudienceModel")
+        mapped("CreateTrainingDataset")
 
 
 def test_every_operation_the_endpoint_serves_has_a_mapping() -> None:

@@ -811,6 +811,7 @@ def test_inventory_shows_everything_that_exists(endpoint: Endpoint, ml: Any, roo
         "exports": 1,
         "configured_models": 1,
         "associations": 1,
+        "audience_models": 0,
     }
     endpoint.remove_association("a")
     endpoint.remove_job(job)

@@ -7,6 +7,8 @@
   out the optional members (description, minMatchingSeedSize, childResourceTagOnCreatePolicy, tags).
 * Update is a PATCH: only the members the request gives change. It applies to jobs started afterwards only
   (API reference): a job keeps the settings it started with.
+* The audience model a create (or an update to another one) names, when it is one of this endpoint's, must be
+  ACTIVE unless the endpoint says otherwise (``audience_models``: no source says what the service does).
 * Delete answers ConflictException while an audience generation job that is not being deleted uses the
   model ("another resource depends on this resource"), or while ``block_delete`` says so. It deletes the
   model's policy and removes the model from every collaboration it is associated to (API reference: the
@@ -94,9 +96,19 @@ class ConfiguredModel:
 class ConfiguredModels:
     """The CreateConfiguredAudienceModel... and ...ConfiguredAudienceModelPolicy operations on one account."""
 
-    def __init__(self, state: AccountState, conflicts_by_name: dict[str, int]) -> None:
+    def __init__(
+        self,
+        state: AccountState,
+        conflicts_by_name: dict[str, int],
+        check_audience_model: Callable[[str | None], None] = lambda _arn: None,
+    ) -> None:
+        """
+        :param check_audience_model: raises a ServiceError when the audience model (ARN) may not be configured
+            (``audience_models.AudienceModels.check_configurable``).
+        """
         self.state = state
         self._conflicts_by_name = conflicts_by_name  # block_delete's, shared with the jobs
+        self._check_audience_model = check_audience_model
 
     def operations(self) -> dict[str, Callable[[dict[str, Any]], dict[str, Any]]]:
         return {
@@ -136,6 +148,7 @@ class ConfiguredModels:
             raise ServiceError(
                 "ConflictException", f"A configured audience model with name {name} already exists in this account"
             )
+        self._check_audience_model(params["audienceModelArn"])
         return {"configuredAudienceModelArn": self.add(params).arn}
 
     def find(self, arn: str) -> ConfiguredModel:
@@ -169,6 +182,8 @@ class ConfiguredModels:
 
     def update(self, params: dict[str, Any]) -> dict[str, Any]:
         model = self.find(params["configuredAudienceModelArn"])
+        if params.get("audienceModelArn") not in (None, model.settings.get("audienceModelArn")):
+            self._check_audience_model(params["audienceModelArn"])
         changes = {k: copy.deepcopy(params[k]) for k in UPDATABLE if params.get(k) is not None}
         if changes:
             model.settings.update(changes)

@@ -24,9 +24,13 @@ Usage::
                                                              # model) answer ConflictException (409)
         endpoint.exceed_quota("StartAudienceGenerationJob", "Audience generation jobs per account", 1)
         endpoint.remove_job(arn)                             # the job vanishes (deleted out of band)
+        endpoint.fail_training("my-model", "not enough data") # that audience model ends CREATE_FAILED
+        endpoint.set_training_reads("my-model", 5)           # 5 reads of that audience model see it training
+        endpoint.add_audience_model("trained", status="ACTIVE")  # an audience model put in place, no call
         Endpoint(echo="sparse")                              # reads leave out optional members (tags too)
         endpoint.calls, endpoint.count("StartAudienceGenerationJob"), endpoint.count(service="cleanrooms")
-        endpoint.jobs(), endpoint.exports(), endpoint.configured_models(), endpoint.associations()
+        endpoint.jobs(), endpoint.exports(), endpoint.configured_models(), endpoint.associations(),
+        endpoint.audience_models()
         endpoint.inventory()                                 # everything that exists, by kind
 
 ``Endpoint(...).start()`` / ``.stop()`` work too; ``endpoint.url`` is ``http://127.0.0.1:<port>``.
@@ -50,17 +54,19 @@ What it does:
 * Keeps state, one account in one region (``resource_kit.AccountState``), one module per resource family,
   each module's docstring stating its rules: audience generation jobs (``generation_jobs``), audience
   export jobs (``export_jobs``), configured audience models and their policies (``configured_models``),
-  configured audience model associations (``model_associations``). Tags are kept per ARN, for any ARN a
-  service holds (jobs and configured models: cleanroomsml's TagResource...; associations: cleanrooms').
+  configured audience model associations (``model_associations``), audience models (``audience_models``).
+  Tags are kept per ARN, for any ARN a service holds (jobs, audience models and configured models:
+  cleanroomsml's TagResource...; associations: cleanrooms').
 * Echoes as the service does, not as the request was: a read fills in the service's defaults for members
   the request left out (``includeSeedInOutput: false``), and ``echo="sparse"`` leaves out optional members
   (descriptions, includeSeedInOutput, the SQL parameters and compute, tags...) so nothing may rely on a
   perfect echo.
 
-Defaults: account 111122223333, region us-east-1, partition aws, 2 reads until ACTIVE (jobs and exports),
-1 read until gone, quotas as the service's (10 jobs and 20 exports pending or in progress, 25 active
-exports per job, 5 associations per membership), list pages of 10. Scripted faults are checked before
-validation, as the service checks authorization and throttling before it reads a request.
+Defaults: account 111122223333, region us-east-1, partition aws, 2 reads until ACTIVE (jobs, exports and
+audience models), 1 read until gone, quotas as the service's (10 jobs, 20 exports and 2 audience models
+pending or in progress, 25 active exports per job, 5 associations per membership), list pages of 10.
+Scripted faults are checked before validation, as the service checks authorization and throttling before it
+reads a request.
 """
 
 from __future__ import annotations
@@ -80,6 +86,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import botocore.session
 
 from ..service_model import SERVICE_NAME, model_rules, operation_names, service_model
+from .audience_models import AudienceModel, AudienceModels
 from .configured_models import ConfiguredModel, ConfiguredModels
 from .export_jobs import ExportJobs, offered_sizes
 from .generation_jobs import GenerationJobs, Job, job_metrics
@@ -194,6 +201,10 @@ class Endpoint:
         export_quota: int = 20,
         active_exports_per_job: int = 25,
         associations_per_membership: int = 5,
+        audience_model_quota: int = 2,
+        training_reads_until_active: int | None = None,
+        delete_while_training: str = "accept",
+        untrained_configuration: str = "ConflictException",
     ) -> None:
         """
         :param reads_until_active: GetAudienceGenerationJob reads that see a new job unfinished (the first
@@ -210,6 +221,15 @@ class Endpoint:
         :param export_quota: exports that may be pending or in progress at once. Default: 20 (the service's).
         :param active_exports_per_job: exports (active or on their way) per generation job. Default: 25.
         :param associations_per_membership: configured audience model associations per membership. Default: 5.
+        :param audience_model_quota: audience models that may be pending or in progress (training) at once.
+            Default: 2 (the service's).
+        :param training_reads_until_active: GetAudienceModel reads that see a new audience model training.
+            Default: ``reads_until_active``.
+        :param delete_while_training: what deleting an audience model that is still training answers: "accept"
+            (default) or an error code ("ConflictException"). No source says; an assumption.
+        :param untrained_configuration: what configuring an audience model of this endpoint that is not ACTIVE
+            answers: "ConflictException" (default), "ValidationException" or "accept". No source says; an
+            assumption.
         """
         if echo not in ("full", "sparse"):
             raise ValueError("echo must be 'full' or 'sparse'")
@@ -236,7 +256,20 @@ class Endpoint:
             quota=export_quota,
             active_per_job=active_exports_per_job,
         )
-        self._configured_models = ConfiguredModels(self._state, self._conflicts_by_name)
+        self._audience_models = AudienceModels(
+            self._state,
+            self._conflicts_by_name,
+            reads_until_active=reads_until_active
+            if training_reads_until_active is None
+            else training_reads_until_active,
+            reads_until_deleted=reads_until_deleted,
+            quota=audience_model_quota,
+            delete_while_training=delete_while_training,
+            untrained_configuration=untrained_configuration,
+        )
+        self._configured_models = ConfiguredModels(
+            self._state, self._conflicts_by_name, self._audience_models.check_configurable
+        )
         self._generation_jobs = GenerationJobs(
             self._state,
             self._exports,
@@ -281,6 +314,15 @@ class Endpoint:
     def reads_until_deleted(self, value: int) -> None:
         self._generation_jobs.reads_until_deleted = value
 
+    @property
+    def audience_model_quota(self) -> int:
+        """Audience models that may be pending or in progress at once."""
+        return self._audience_models.quota
+
+    @audience_model_quota.setter
+    def audience_model_quota(self, value: int) -> None:
+        self._audience_models.quota = value
+
     def _operation_table(self) -> dict[str, dict[str, Operation]]:
         """Every operation of each shipped model, with what answers it; one the endpoint cannot answer fails here."""
         table = {
@@ -288,6 +330,7 @@ class Endpoint:
                 **self._generation_jobs.operations(),
                 **self._exports.operations(),
                 **self._configured_models.operations(),
+                **self._audience_models.operations(),
                 **Tagging(self._taggable, self._rules.MAX_TAGS).operations(),
             },
             "cleanrooms": self._associations.operations(),
@@ -470,12 +513,15 @@ class Endpoint:
             self._quota_faults.setdefault(self._key(operation, service), []).extend([quota_name] * times)
 
     def block_delete(self, name: str, attempts: int) -> None:
-        """The next ``attempts`` deletes of the job or configured audience model called ``name`` (a name or
-        pattern; now or later) answer ConflictException (a dependent resource, such as an export job, exists)."""
+        """The next ``attempts`` deletes of the job, audience model or configured audience model called ``name`` (a
+        name or pattern; now or later) answer ConflictException (a dependent resource, such as an export job,
+        exists)."""
         with self._lock:
             self._conflicts_by_name[name] = attempts
             for job in self._generation_jobs.matching(name):
                 job.conflicts_left = attempts
+            for audience_model in self._audience_models.matching(name):
+                audience_model.conflicts_left = attempts
             for model in self._state.models.values():
                 if by_name({name: True}, model.name, False):
                     model.conflicts_left = attempts
@@ -509,6 +555,35 @@ class Endpoint:
             if model is None:
                 raise KeyError(arn_or_name)
             del self._state.models[model.arn]
+
+    def add_audience_model(self, name: str, request: dict[str, Any] | None = None, status: str = "ACTIVE") -> str:
+        """Put an audience model in place without a call (unvalidated, outside the quota); returns its ARN. One put
+        in place training (``status="CREATE_IN_PROGRESS"``) finishes as reads of it go by."""
+        with self._lock:
+            training_dataset = self._state.arn("cleanrooms-ml", f"training-dataset/{name}-data")
+            model = self._audience_models.add({"name": name, "trainingDatasetArn": training_dataset, **(request or {})})
+            model.status = status
+            return model.arn
+
+    def remove_audience_model(self, arn_or_name: str) -> None:
+        """The audience model disappears at once, as if deleted out of band."""
+        with self._lock:
+            model = self._find_in(self._state.audience_models, arn_or_name)
+            if model is None:
+                raise KeyError(arn_or_name)
+            del self._state.audience_models[model.arn]
+
+    def fail_training(self, name: str, message: str, status_code: str = "400") -> None:
+        """The audience model called ``name`` (a name or glob pattern; created now or later) ends CREATE_FAILED
+        with this ``statusDetails``."""
+        with self._lock:
+            self._audience_models.fail(name, message, status_code)
+
+    def set_training_reads(self, name: str, reads: int) -> None:
+        """How many GetAudienceModel reads the audience model called ``name`` stays training (overrides
+        ``training_reads_until_active``)."""
+        with self._lock:
+            self._audience_models.set_reads(name, reads)
 
     def add_membership(self, membership_id: str, collaboration_id: str) -> None:
         """The collaboration the membership ``membership_id`` belongs to (otherwise one is made up from its id)."""
@@ -568,6 +643,16 @@ class Endpoint:
             model = self._find_in(self._state.models, arn_or_name)
             return None if model is None else model.snapshot()
 
+    def audience_models(self) -> list[dict[str, Any]]:
+        """Every audience model that exists (any status): arn, name, status, tags, trainingDatasetArn."""
+        with self._lock:
+            return [model.snapshot() for model in self._state.audience_models.values()]
+
+    def audience_model(self, arn_or_name: str) -> dict[str, Any] | None:
+        with self._lock:
+            model = self._find_in(self._state.audience_models, arn_or_name)
+            return None if model is None else model.snapshot()
+
     def associations(self, membership_id: str | None = None) -> list[dict[str, Any]]:
         """Every configured audience model association (of ``membership_id``, or all): arn, id, name,
         membershipId, configuredAudienceModelArn, manageResourcePolicies, tags."""
@@ -591,6 +676,7 @@ class Endpoint:
                 "exports": self.exports(),
                 "configured_models": self.configured_models(),
                 "associations": self.associations(),
+                "audience_models": self.audience_models(),
             }
 
     def _find(self, arn_or_name: str) -> Job | None:
@@ -770,9 +856,9 @@ class Endpoint:
     # The generation jobs and Clean Rooms ML's tags (called with the lock held); the other families are in
     # export_jobs, configured_models and model_associations.
 
-    def _taggable(self, arn: str) -> Job | ConfiguredModel:
-        """Any resource of this service with tags: a generation job or a configured audience model."""
-        found = self._jobs.get(arn) or self._state.models.get(arn)
+    def _taggable(self, arn: str) -> Job | ConfiguredModel | AudienceModel:
+        """Any resource of this service with tags: a generation job, an audience model or a configured one."""
+        found = self._jobs.get(arn) or self._state.models.get(arn) or self._state.audience_models.get(arn)
         if found is None:
             raise ServiceError("ResourceNotFoundException", f"Resource {arn} does not exist")
         return found

@@ -463,11 +463,13 @@ def _passed_role(role: str, why: str) -> Request:
     return Request("iam:PassRole", role, {"iam:PassedToService": PASSED_TO_SERVICE}, why)
 
 
+def _new_resource(caller: Caller, resource_type: str) -> str:
+    """The ARN a create is authorized on for the Clean Rooms ML resource it makes (its id not known yet)."""
+    return f"arn:{caller.partition}:cleanrooms-ml:{caller.region}:{caller.account}:{resource_type}/{NEW_RESOURCE_ID}"
+
+
 def _new_configured_model(caller: Caller) -> str:
-    return (
-        f"arn:{caller.partition}:cleanrooms-ml:{caller.region}:{caller.account}:"
-        f"configured-audience-model/{NEW_RESOURCE_ID}"
-    )
+    return _new_resource(caller, "configured-audience-model")
 
 
 def _create_configured_audience_model(action: str, params: Mapping[str, Any], caller: Caller) -> list[Request]:
@@ -485,6 +487,20 @@ def _create_configured_audience_model(action: str, params: Mapping[str, Any], ca
         requests.append(
             Request("cleanrooms-ml:TagResource", _new_configured_model(caller), tag_context, "tags on create")
         )
+    return requests
+
+
+def _create_audience_model(action: str, params: Mapping[str, Any], caller: Caller) -> list[Request]:
+    """The training dataset it trains on (the SAR's resource type for it), with the request's tags; TagResource on
+    the new audience model when tagged on create. The KMS key (``kmsKeyArn``) is not a request of the caller's:
+    the SAR names no dependent KMS action, and no role is passed (the training dataset holds the data role)."""
+    dataset = str(_required(params, "trainingDatasetArn", action))
+    tags = params.get("tags") or {}
+    tag_context = _tag_context(tags) if tags else {}
+    requests = [Request(action, dataset, tag_context, "the training dataset")]
+    if tags:
+        new_model = _new_resource(caller, "audience-model")
+        requests.append(Request("cleanrooms-ml:TagResource", new_model, tag_context, "tags on create"))
     return requests
 
 
@@ -546,6 +562,7 @@ def _create_configured_audience_model_association(
 
 _ON_JOB = on_arn("audienceGenerationJobArn")
 _ON_CONFIGURED_MODEL = on_arn("configuredAudienceModelArn")
+_ON_AUDIENCE_MODEL = on_arn("audienceModelArn")
 _TAGGING: dict[str, CallRequests] = {
     "TagResource": on_arn("resourceArn", tags="tags"),
     "UntagResource": on_arn("resourceArn", tag_keys="tagKeys"),
@@ -568,6 +585,10 @@ CALL_REQUESTS: dict[tuple[str, str], CallRequests] = {
     ("cleanroomsml", "PutConfiguredAudienceModelPolicy"): _ON_CONFIGURED_MODEL,
     ("cleanroomsml", "GetConfiguredAudienceModelPolicy"): _ON_CONFIGURED_MODEL,
     ("cleanroomsml", "DeleteConfiguredAudienceModelPolicy"): _ON_CONFIGURED_MODEL,
+    ("cleanroomsml", "CreateAudienceModel"): _create_audience_model,
+    ("cleanroomsml", "GetAudienceModel"): _ON_AUDIENCE_MODEL,
+    ("cleanroomsml", "DeleteAudienceModel"): _ON_AUDIENCE_MODEL,
+    ("cleanroomsml", "ListAudienceModels"): on_every_resource,
     **{("cleanroomsml", operation): requests for operation, requests in _TAGGING.items()},
     ("cleanrooms", "CreateConfiguredAudienceModelAssociation"): _create_configured_audience_model_association,
     ("cleanrooms", "GetConfiguredAudienceModelAssociation"): on_association,

@@ -1,8 +1,9 @@
 """What every resource family of the simulated endpoint shares: the account's resources, error answers,
 pages of a listing, timestamps and values scripted by name.
 
-The families (``export_jobs``, ``configured_models``, ``model_associations``, and the generation jobs in
-``endpoint``) read and change one ``AccountState``; its operations run with the endpoint's lock held.
+The families (``export_jobs``, ``configured_models``, ``model_associations``, ``audience_models``, and the
+generation jobs in ``endpoint``) read and change one ``AccountState``; its operations run with the endpoint's
+lock held.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
+    from .audience_models import AudienceModel
     from .configured_models import ConfiguredModel
     from .endpoint import Job
     from .export_jobs import Export
@@ -64,6 +66,7 @@ class AccountState:
     exports: list[Export] = field(default_factory=list)  # no ARN: (generation job ARN, name) identifies one
     models: dict[str, ConfiguredModel] = field(default_factory=dict)
     associations: dict[str, Association] = field(default_factory=dict)
+    audience_models: dict[str, AudienceModel] = field(default_factory=dict)
 
     @property
     def sparse(self) -> bool:
