@@ -33,6 +33,8 @@ if TYPE_CHECKING:  # type checkers and IDEs see the names; at run time they are 
         seed_role_for_sql,
         seed_role_principal,
     )
+    from .training_dataset import Column, ColumnType, TrainingDataset
+    from .training_roles import training_data_statements
     from .validation import ValidationError
 
 __version__ = "0.1.0"
@@ -47,6 +49,8 @@ __all__ = [
     "AudienceSizeConfig",
     "AudienceSizeType",
     "CleanRoomsMlProvider",
+    "Column",
+    "ColumnType",
     "ConfiguredAudienceModel",
     "ConfiguredAudienceModelAssociation",
     "IAudienceGenerationJob",
@@ -54,6 +58,7 @@ __all__ = [
     "SeedAudience",
     "SharedAudienceMetrics",
     "SqlParameters",
+    "TrainingDataset",
     "ValidationError",
     "WorkerComputeConfiguration",
     "WorkerComputeType",
@@ -66,6 +71,7 @@ __all__ = [
     "seed_role_for_sql",
     "seed_role_principal",
     "seed_roles",
+    "training_data_statements",
 ]
 
 #: The module each public name lives in. Importing aws-cdk-lib starts Node.js (jsii), so the package loads it
@@ -89,6 +95,10 @@ _MODULE_OF = {
     "SqlParameters": "seed_audience",
     "WorkerComputeConfiguration": "seed_audience",
     "WorkerComputeType": "seed_audience",
+    "Column": "training_dataset",
+    "ColumnType": "training_dataset",
+    "TrainingDataset": "training_dataset",
+    "training_data_statements": "training_roles",
     "ValidationError": "validation",
     "seed_roles": "seed_roles",
     "grant_protected_query": "seed_roles",
