@@ -148,7 +148,7 @@ AUDIENCE_GENERATION_JOB = ResourceSpec(
         filters=("configuredAudienceModelArn", "collaborationId"),
     ),
     in_place=frozenset({"tags"}),
-    waited_quotas=("pending or in progress",),
+    waited_quotas=("pending or in progress", "pending/in progress"),
     region_from="configuredAudienceModelArn",
     passed_role="seedAudience.roleArn",
     dependents="an audience export job in progress",
@@ -179,7 +179,7 @@ AUDIENCE_EXPORT_JOB = ResourceSpec(
     in_place=frozenset(),
     statuses=Statuses(deleting=frozenset(), delete_failed=frozenset()),
     tags=None,
-    waited_quotas=("pending or in progress",),
+    waited_quotas=("pending or in progress", "pending/in progress"),
     region_from="audienceGenerationJobArn",
     physical_id="audienceGenerationJobArn",
     attributes=(
