@@ -29,7 +29,7 @@ from aws_cdk import App, Duration, Environment, Stack
 
 from cdk_cleanrooms_ml.rehearsal import iam
 from cdk_cleanrooms_ml.rehearsal.driver import Outcome, Rehearsal
-from cdk_cleanrooms_ml.rehearsal.endpoint import OPERATIONS, Call, Endpoint
+from cdk_cleanrooms_ml.rehearsal.endpoint import OPERATIONS, SERVICE_OPERATIONS, Call, Endpoint
 from cdk_cleanrooms_ml.rehearsal.iam import Caller, Decision, PolicyError, Request, evaluate
 from tests import service_authorization as sar
 from tests.helpers import ACCOUNT, COLLABORATION_ID, MODEL_ARN, REGION, ROLE_ARN, job, stack_templates
@@ -460,7 +460,7 @@ def judge(case: str, calls: Sequence[Call], statements: Sequence[Mapping[str, An
     """Every request of every call, in order (a refused call was authorized first: IAM comes before the service)."""
     decisions: list[Decision] = []
     for call in calls:
-        counts = COVERAGE[case][call.operation]
+        counts = COVERAGE[case][row(call.service, call.operation)]
         counts[0] += 1
         for request in iam.requests_for_call(call.operation, call.params, caller, service=call.service):
             decision = evaluate(statements, request)
@@ -568,6 +568,28 @@ def test_the_seed_examples_are_allowed(lifecycle: Callable[..., Lifecycle], exam
     assert_allowed(decisions)
 
 
+@pytest.mark.parametrize(
+    ("example", "case"),
+    [("seed_provider", "job and exports (seed_provider.py)"), ("training_provider", "model, policy, association")],
+)
+def test_the_pipeline_examples_are_allowed(lifecycle: Callable[..., Lifecycle], example: str, case: str) -> None:
+    """Create, a tags-only update of every type that takes tags, and delete, of each lookalike-flow example."""
+    stack = lifecycle(EXAMPLE_STACKS[example])
+
+    def retag(_logical_id: str, properties: dict[str, Any]) -> dict[str, Any]:
+        return {**properties, "tags": {"owner": "growth"}} if "tags" in properties else properties
+
+    decisions = stack.phase(case, lambda r: r.create(), "CREATE_COMPLETE")
+    decisions += stack.phase(case, lambda r: r.update(change=retag), "UPDATE_COMPLETE")
+    decisions += stack.phase(case, lambda r: r.delete(), "DELETE_COMPLETE")
+    judged = {d.request.action for d in decisions}
+    if example == "seed_provider":
+        assert {"cleanroomsml:StartAudienceExportJob", "cleanrooms-ml:StartAudienceExportJob"} & judged
+    else:
+        assert any(a.startswith("cleanrooms:") for a in judged) and any(a.startswith("cleanrooms-ml:") for a in judged)
+    assert_allowed(decisions)
+
+
 def test_a_cross_account_model_with_a_collaboration_is_allowed(lifecycle: Callable[..., Lifecycle]) -> None:
     """Evaluated on three resources (the model, the caller's job, the model owner's job), with the
     collaboration as ``cleanrooms-ml:CollaborationId``."""
@@ -599,12 +621,18 @@ def test_the_check_says_no_on_the_synthesized_policy(cdk_out: Path) -> None:
     assert [evaluate(statements, r).allowed for r in refused] == [False] * len(refused)
 
 
+def row(service: str, operation: str) -> str:
+    """A row of the coverage table: the operation, prefixed by its service unless it is Clean Rooms ML's."""
+    return operation if service == "cleanroomsml" else f"{service}:{operation}"
+
+
 def coverage_table() -> str:
     """Markdown: calls per operation (rows) and case (columns); ``n`` = all allowed, ``n (k DENIED)`` otherwise."""
     cases = list(COVERAGE)
     if not cases:
         return "IAM check: no case ran in this process"
-    operations = list(OPERATIONS)  # all of them: one never called shows as a row of "-"
+    # All of them: one never called shows as a row of "-".
+    operations = [row(service, op) for service, ops in SERVICE_OPERATIONS.items() for op in ops]
     lines = ["| call | " + " | ".join(cases) + " |", "|---" * (len(cases) + 1) + "|"]
     for operation in operations:
         cells = []
