@@ -23,8 +23,21 @@ import entrypoints
 import properties
 import service
 from cdk_cleanrooms_ml.rehearsal.endpoint import Endpoint
-from tests.helpers import MODEL_ARN, REGION
-from tests.test_engine import PROPS, create, delete, deploy, name_of, poll, props, started, update
+from tests.helpers import MODEL_ARN, REGION, STACK_ID
+from tests.test_engine import (
+    LOGICAL_ID,
+    PROPS,
+    create,
+    delete,
+    deploy,
+    name_of,
+    poll,
+    properties_split,
+    properties_with_name,
+    props,
+    started,
+    update,
+)
 
 NOUN = "audience generation job"
 OTHER_REGION = "eu-west-1"
@@ -101,10 +114,11 @@ def test_an_update_of_a_pending_id_whose_job_never_started_starts_it_once(endpoi
     assert [j["name"] for j in endpoint.jobs()] == [name_of(autumn)]
 
 
-def test_delete_of_a_pending_id_deletes_the_job_that_started_late(endpoint: Endpoint) -> None:
+def test_delete_of_a_pending_id_deletes_the_job_that_started_late(endpoint: Endpoint, logged: list[str]) -> None:
     late = deploy(create())["PhysicalResourceId"]
     deploy(delete(pending_id()))
     assert endpoint.job(late) is None
+    assert f"{NOUN} {late} is gone" in logged
 
 
 def test_a_pending_create_that_times_out_says_so_and_its_delete_finds_nothing(endpoint: Endpoint) -> None:
@@ -449,7 +463,7 @@ def test_every_call_for_a_job_of_a_model_in_another_region_goes_to_that_region(
         "DeleteAudienceGenerationJob",
     }
     assert {region for _operation, region, _agent in sent} == {OTHER_REGION}
-    assert all("cdk-cleanrooms-ml" in agent for _operation, _region, agent in sent)
+    assert all("cdk-cleanrooms-ml" in agent.split() for _operation, _region, agent in sent)
 
 
 def test_without_a_region_given_the_client_is_the_functions_own(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -503,6 +517,7 @@ def test_the_log_tells_each_step_of_a_job_s_life(endpoint: Endpoint, logged: lis
         f"created {NOUN} {arn} after waiting",
         f"{NOUN} {arn} is ACTIVE",
         f"adopted {NOUN} {arn}, created by an earlier attempt of this request",
+        f"created {NOUN} {arn}",
         f"tags of {arn} updated: 2 set, 0 removed",
         f"replacing {NOUN} {arn} (changed: description, name)",
         f"{new} cannot be deleted yet (ConflictException: Audience generation job {new} cannot be deleted: "
@@ -532,6 +547,10 @@ def test_the_log_tells_what_a_conflict_during_polling_and_transient_errors_did(
     endpoint.throttle("StartAudienceGenerationJob", 1)
     started(create(props(description="autumn")))
     assert "StartAudienceGenerationJob: ThrottlingException: Rate exceeded; trying again later" in logged
+    assert (
+        f"{NOUN} {name_of(props(description='autumn'))} is not created yet (the service answered "
+        "ThrottlingException: Rate exceeded); is_complete tries again"
+    ) in logged
     endpoint.throttle("GetAudienceGenerationJob", 1)
     assert entrypoints.is_complete(started(create(props(description="winter")))) == {"IsComplete": False}
     assert "ThrottlingException: Rate exceeded; trying again on a later poll" in logged
@@ -588,3 +607,178 @@ def test_an_update_whose_old_properties_are_this_jobs_discards_nothing(endpoint:
     new = deploy(update(renamed, explicit, arn))["PhysicalResourceId"]
     assert new != arn and endpoint.job(arn)["status"] == "ACTIVE"  # type: ignore[index]
     assert endpoint.count("DeleteAudienceGenerationJob") == 0
+
+
+# -- More paths: older jobs, deferred decisions, leftovers that are not ours ---------------------------
+
+
+def test_a_missing_credential_fails_clearly_and_starts_nothing(
+    endpoint: Endpoint, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # it keeps the credentials it found first
+    service.reset_clients()
+    with pytest.raises(engine.ResourceError) as raised:
+        entrypoints.on_event(create())
+    assert str(raised.value) == "StartAudienceGenerationJob failed: NoCredentialsError: Unable to locate credentials"
+    assert endpoint.calls == []
+
+
+def test_every_listing_is_narrowed_by_the_request_s_model(endpoint: Endpoint) -> None:
+    arn = deploy(create())["PhysicalResourceId"]
+    deploy(create())  # adoption
+    autumn = props(description="autumn")
+    started(update(autumn, PROPS, arn))
+    deploy(update(PROPS, autumn, arn))  # the Update back looks for the failed update's job
+    deploy(delete(pending_id(autumn), autumn))
+    listings = [c.params for c in endpoint.calls if c.operation == "ListAudienceGenerationJobs"]
+    assert len(listings) >= 3 and all(c.get("configuredAudienceModelArn") == MODEL_ARN for c in listings)
+
+
+def test_a_job_an_older_release_started_without_a_request_tag_is_updated_in_place(endpoint: Endpoint) -> None:
+    explicit = props(NamePrefix=None, name="spring")
+    request = properties_with_name(*properties_split(explicit), LOGICAL_ID, STACK_ID)
+    arn = endpoint.add_job("spring", {k: v for k, v in request.items() if k != "tags"})  # no request tag
+    done = deploy(update(props(NamePrefix=None, name="spring", tags={"team": "growth"}), explicit, arn))
+    assert done["PhysicalResourceId"] == arn and len(endpoint.jobs()) == 1
+
+
+@pytest.mark.parametrize("tagged", [True, False], ids=["started-by-this-release", "started-by-an-older-one"])
+def test_old_properties_that_no_longer_decode_make_any_change_a_replacement(endpoint: Endpoint, tagged: bool) -> None:
+    explicit = props(NamePrefix=None, name="spring")
+    if tagged:
+        arn = deploy(create(explicit))["PhysicalResourceId"]
+    else:
+        arn = endpoint.add_job("spring", {"configuredAudienceModelArn": MODEL_ARN})
+    changed = {**explicit, "description": "autumn"}
+    with pytest.raises(engine.ResourceError) as raised:
+        entrypoints.on_event(update(changed, undecodable(explicit), arn))
+    assert str(raised.value).startswith(
+        f"the {NOUN} must be replaced because the request changed, but its name 'spring' did not: "
+    )
+
+
+def test_an_explicit_name_that_must_be_replaced_says_what_changed_and_what_to_do(endpoint: Endpoint) -> None:
+    explicit = props(NamePrefix=None, name="spring")
+    arn = deploy(create(explicit))["PhysicalResourceId"]
+    changed = {**explicit, "description": "autumn", "includeSeedInOutput": "true"}
+    with pytest.raises(engine.ResourceError) as raised:
+        entrypoints.on_event(update(changed, explicit, arn))
+    assert str(raised.value) == (
+        f"the {NOUN} must be replaced because description, includeSeedInOutput changed, but its name 'spring' "
+        "did not: names are unique per account and CloudFormation deletes the old resource only after the new "
+        "one exists. Change `name` (or omit it to let the library derive one) and deploy again."
+    )
+
+
+def test_an_update_left_undecided_times_out_from_on_event_s_start(endpoint: Endpoint) -> None:
+    arn = deploy(create(props(TimeoutSeconds="60")))["PhysicalResourceId"]
+    endpoint.throttle("GetAudienceGenerationJob", 2)
+    merged = started(update(props(TimeoutSeconds="60", description="autumn"), props(TimeoutSeconds="60"), arn))
+    assert merged[engine.AWAIT] == engine.AWAIT_UPDATE
+    merged[engine.STARTED_AT] -= 60
+    with pytest.raises(engine.ResourceError, match=r"^timed out after waiting 60 s \(timeout 60 s\): the service kept"):
+        entrypoints.is_complete(merged)
+
+
+def test_a_tags_update_decided_by_is_complete_is_applied_in_place(endpoint: Endpoint) -> None:
+    arn = deploy(create())["PhysicalResourceId"]
+    endpoint.throttle("GetAudienceGenerationJob", 1)
+    merged = started(update(props(tags={"team": "growth"}), PROPS, arn))
+    assert merged[engine.AWAIT] == engine.AWAIT_UPDATE
+    done = poll(merged)
+    assert done["PhysicalResourceId"] == arn and endpoint.job(arn)["tags"]["team"] == "growth"  # type: ignore[index]
+
+
+def test_a_replacement_decided_by_is_complete_that_fails_deletes_its_new_job(endpoint: Endpoint) -> None:
+    arn = deploy(create())["PhysicalResourceId"]
+    autumn = props(description="autumn")
+    endpoint.fail_job(name_of(autumn), "seed data not found")
+    endpoint.throttle("GetAudienceGenerationJob", 1)
+    merged = started(update(autumn, PROPS, arn))
+    assert merged[engine.AWAIT] == engine.AWAIT_UPDATE
+    with pytest.raises(engine.ResourceError, match="CREATE_FAILED"):
+        poll(merged)
+    assert endpoint.job(name_of(autumn))["status"].startswith("DELETE")  # type: ignore[index]
+    assert endpoint.job(arn)["status"] == "ACTIVE"  # type: ignore[index]
+
+
+def test_a_failed_create_leaves_its_job_to_cloudformation_s_delete(endpoint: Endpoint) -> None:
+    endpoint.fail_job(name_of(PROPS), "seed data not found")
+    merged = started(create())
+    with pytest.raises(engine.ResourceError, match="CREATE_FAILED"):
+        poll(merged)
+    assert endpoint.job(merged["PhysicalResourceId"])["status"] == "CREATE_FAILED"  # type: ignore[index]
+    deploy(delete(merged["PhysicalResourceId"]))  # the Delete that follows removes it
+    assert endpoint.jobs() == []
+
+
+def test_a_pending_replacement_that_never_started_has_nothing_to_clean_up(
+    endpoint: Endpoint, logged: list[str]
+) -> None:
+    arn = deploy(create(props(TimeoutSeconds="60")))["PhysicalResourceId"]
+    endpoint.quota = 0
+    merged = started(update(props(TimeoutSeconds="60", description="autumn"), props(TimeoutSeconds="60"), arn))
+    merged[engine.STARTED_AT] -= 60
+    with pytest.raises(engine.ResourceError, match="was never created"):
+        entrypoints.is_complete(merged)
+    assert not [line for line in logged if line.startswith("could not delete")]
+    assert endpoint.count("DeleteAudienceGenerationJob") == 0
+
+
+def test_an_in_place_update_of_a_pending_id_keeps_the_job_that_started_late(endpoint: Endpoint) -> None:
+    late = deploy(create())["PhysicalResourceId"]
+    done = deploy(update(props(tags={"team": "growth"}), PROPS, pending_id()))
+    assert endpoint.job(late)["status"] == "ACTIVE"  # type: ignore[index]
+    assert endpoint.job(late)["tags"]["team"] == "growth"  # type: ignore[index]
+    assert done["Data"]["AudienceGenerationJobArn"] == late
+
+
+def test_an_in_place_update_of_a_pending_id_whose_job_never_started_reports_it_not_found(
+    endpoint: Endpoint, logged: list[str]
+) -> None:
+    done = deploy(update(props(tags={"team": "growth"}), PROPS, pending_id()))
+    assert done["PhysicalResourceId"] == pending_id() and endpoint.jobs() == []
+    assert done["Data"] == {
+        "AudienceGenerationJobArn": "",
+        "Name": name_of(PROPS),
+        "Status": engine.NOT_FOUND,
+        "RecallMetric": "",
+        "RelevanceMetrics": "",
+    }
+    assert f"{NOUN} {pending_id()} no longer exists; the update changed nothing" in logged
+
+
+def test_an_update_back_never_deletes_a_job_of_the_failed_name_it_did_not_start(endpoint: Endpoint) -> None:
+    arn = deploy(create())["PhysicalResourceId"]
+    autumn = props(description="autumn")
+    someone_elses = endpoint.add_job(name_of(autumn), {"configuredAudienceModelArn": MODEL_ARN})
+    assert deploy(update(PROPS, autumn, arn))["PhysicalResourceId"] == arn
+    assert endpoint.job(someone_elses)["status"] == "ACTIVE"  # type: ignore[index]
+
+
+def test_an_update_back_does_not_delete_again_what_is_already_being_deleted(endpoint: Endpoint) -> None:
+    arn = deploy(create())["PhysicalResourceId"]
+    autumn = props(description="autumn")
+    started(update(autumn, PROPS, arn))
+    leftover = endpoint.job(name_of(autumn))["arn"]  # type: ignore[index]
+    endpoint.client().delete_audience_generation_job(audienceGenerationJobArn=leftover)  # already on its way out
+    before = endpoint.count("DeleteAudienceGenerationJob")
+    deploy(update(PROPS, autumn, arn))
+    assert endpoint.count("DeleteAudienceGenerationJob") == before
+
+
+def test_a_delete_of_a_pending_id_whose_properties_no_longer_decode_still_finds_the_job(endpoint: Endpoint) -> None:
+    late = deploy(create())["PhysicalResourceId"]
+    deploy(delete(pending_id(), undecodable(PROPS)))
+    assert endpoint.job(late) is None
+
+
+def test_tags_in_a_full_description_are_not_listed_again(endpoint: Endpoint) -> None:
+    arn = deploy(create())["PhysicalResourceId"]
+    assert deploy(create())["PhysicalResourceId"] == arn  # adoption reads the request tag from the description
+    assert endpoint.count("ListTagsForResource") == 0

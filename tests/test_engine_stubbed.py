@@ -8,6 +8,7 @@ CloudFormation would get back.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
@@ -54,18 +55,49 @@ def name_taken(stub: Stubber, *listed: dict[str, Any]) -> None:
     stub.add_response("list_audience_generation_jobs", {"audienceGenerationJobs": list(listed)})
 
 
-def test_a_job_listed_under_the_name_but_gone_when_read_is_waited_for(stub: Stubber) -> None:
-    name_taken(stub, item(name_of(PROPS)))
+@pytest.fixture
+def logged(caplog: pytest.LogCaptureFixture) -> Iterator[list[str]]:
+    """The handler's log lines, as they are emitted."""
+    caplog.set_level(logging.INFO, logger="cdk_cleanrooms_ml")
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    handler = Collect()
+    logging.getLogger("cdk_cleanrooms_ml").addHandler(handler)
+    yield lines
+    logging.getLogger("cdk_cleanrooms_ml").removeHandler(handler)
+
+
+def test_a_job_listed_under_the_name_but_gone_when_read_is_waited_for(stub: Stubber, logged: list[str]) -> None:
+    name = name_of(PROPS)
+    name_taken(stub, item(name))
     stub.add_client_error("get_audience_generation_job", "ResourceNotFoundException", "gone", 404)
     result = entrypoints.on_event(create())
-    assert result["PhysicalResourceId"] == engine.PENDING_PREFIX + name_of(PROPS)
+    assert result["PhysicalResourceId"] == engine.PENDING_PREFIX + name
+    assert (
+        f"{NOUN} {name} is not created yet (the {NOUN} {JOB_ARN} that had the name {name!r} is gone); "
+        "is_complete tries again"
+    ) in logged
 
 
-def test_a_job_listed_active_but_being_deleted_when_read_is_waited_for(stub: Stubber) -> None:
-    name_taken(stub, item(name_of(PROPS)))
-    stub.add_response("get_audience_generation_job", item(name_of(PROPS), "DELETE_IN_PROGRESS"))
+def test_a_job_listed_active_but_being_deleted_when_read_is_waited_for(stub: Stubber, logged: list[str]) -> None:
+    name = name_of(PROPS)
+    name_taken(stub, item(name))
+    stub.add_response("get_audience_generation_job", item(name, "DELETE_IN_PROGRESS"))
     result = entrypoints.on_event(create())
-    assert result["PhysicalResourceId"] == engine.PENDING_PREFIX + name_of(PROPS)
+    assert result["PhysicalResourceId"] == engine.PENDING_PREFIX + name
+    assert (
+        f"{NOUN} {name} is not created yet (the {NOUN} {JOB_ARN} that had the name {name!r} is being deleted); "
+        "is_complete tries again"
+    ) in logged
+
+
+def test_a_job_listed_as_being_deleted_is_waited_for_without_reading_it(stub: Stubber) -> None:
+    name_taken(stub, item(name_of(PROPS), "DELETE_PENDING"))  # no read answered: none may be made
+    assert entrypoints.on_event(create())["PhysicalResourceId"] == engine.PENDING_PREFIX + name_of(PROPS)
 
 
 @pytest.mark.parametrize("code", [500, 503, 599])
@@ -94,6 +126,7 @@ def test_an_error_without_a_message_is_shown_as_botocore_words_it(stub: Stubber)
 
 def test_an_error_with_no_code_or_message_at_all_is_still_described() -> None:
     error = ClientError({}, "GetAudienceGenerationJob")
+    assert service.quota_detail(error) == ""
     assert service.error_code(error) == ""
     assert service.error_message(error) == (
         "Error: An error occurred (Unknown) when calling the GetAudienceGenerationJob operation: Unknown"

@@ -37,8 +37,13 @@ SHAPES: dict[str, Any] = {
             "choice": {"shape": "Choice"},
             "secret": {"shape": "Secret"},
             "when": {"shape": "When"},
+            "inner": {"shape": "Inner"},
+            "codes": {"shape": "Codes"},
         },
     },
+    "Inner": {"type": "structure", "required": ["name"], "members": {"name": {"shape": "Name"}}},
+    "Codes": {"type": "map", "key": {"shape": "SecretKey"}, "value": {"shape": "LabelValue"}},
+    "SecretKey": {"type": "string", "min": 2, "sensitive": True},
     "Name": {"type": "string", "min": 1, "max": 5, "pattern": "[a-z.]+"},
     "Kind": {"type": "string", "enum": ["red", "blue"]},
     "Count": {"type": "integer", "min": 2, "max": 4},
@@ -54,7 +59,13 @@ SHAPES: dict[str, Any] = {
     "Secret": {
         "type": "structure",
         "sensitive": True,
-        "members": {"code": {"shape": "Count"}, "words": {"shape": "Names"}, "pairs": {"shape": "Labels"}},
+        "members": {
+            "code": {"shape": "Count"},
+            "words": {"shape": "Names"},
+            "pairs": {"shape": "Labels"},
+            "on": {"shape": "Flag"},
+            "level": {"shape": "Ratio"},
+        },
     },
     "When": {"type": "timestamp"},
 }
@@ -128,6 +139,23 @@ def test_strings_become_the_types_the_model_asks_for() -> None:
         ),
         ({"secret": {"pairs": {"ab": 1}}}, "property secret.pairs[<entry 1>] (secret.pairs[<entry 1>]): expected a "),
         ({"secret": {"code": 2.5}}, f"expected an integer, got a float ({REDACTED})"),
+        (
+            {"secret": {"code": True}},
+            f"property secret.code (secret.code): expected an integer, got a bool ({REDACTED})",
+        ),
+        (
+            {"secret": {"on": "maybe"}},
+            f"property secret.on (secret.on): expected true or false, got a str ({REDACTED})",
+        ),
+        (
+            {"secret": {"level": "high"}},
+            f"property secret.level (secret.level): expected a number, got a str ({REDACTED})",
+        ),
+        ({"labels": {5: "x"}}, "property labels[5] (labels[5]): expected a string, got int 5"),
+        (
+            {"secret": {"pairs": {5: "x"}}},
+            f"property secret.pairs[<entry 1>] (secret.pairs[<entry 1>]): expected a string, got a int ({REDACTED})",
+        ),
         ({"secret": "x"}, "property secret (secret): expected an object, got str"),
     ],
 )
@@ -179,6 +207,15 @@ def test_a_valid_request_has_no_problem() -> None:
         ({}, [Problem("name", None, "is required")]),
         ({"name": None}, [Problem("name", None, "is required")]),
         ({"name": "a", "bogus": 1}, [Problem("bogus", 1, "is not a member the API knows")]),
+        ({"name": "a", "inner": {}}, [Problem("inner.name", None, "is required")]),
+        ({"name": "a", "inner": {"name": "a", "x": 1}}, [Problem("inner.x", 1, "is not a member the API knows")]),
+        (
+            {"name": "a", "codes": {"k": "v", "key": "toolong"}},
+            [
+                Problem("codes[<entry 1>]", REDACTED, "key must be at least 2 characters long"),
+                Problem("codes[<entry 2>]", "toolong", "must be at most 3 characters long"),
+            ],
+        ),
         ("a", [Problem("", "a", "must be an object")]),
         (
             {"name": ""},
@@ -299,6 +336,11 @@ def test_a_dot_in_a_pattern_is_javas_dot_except_where_it_is_a_literal() -> None:
         ("names[1]", "names[1]"),
         ("tags['k'].valueOf", "tags['k'].value_of"),
         ("tags['k']!", "tags['k']!"),
+        ("seedAudience.roleArn.someThing", "seed_audience.role.some_thing"),
+        (
+            "seedAudience.sqlComputeConfiguration.worker.number.x.yZ",
+            "seed_audience.sql_compute_configuration.number.x.y_z",
+        ),
     ],
 )
 def test_api_paths_name_the_python_props(path: str, python: str) -> None:
@@ -397,6 +439,10 @@ def test_a_seed_comes_from_exactly_one_place_and_compute_goes_only_with_sql() ->
         )
     ]
     compute = {"worker": {"type": "CR.1X", "number": 2}}
+    assert (
+        seed_problems({"roleArn": ROLE_ARN, "sqlParameters": {"queryString": "q"}, "sqlComputeConfiguration": compute})
+        == []
+    )
     assert seed_problems({"roleArn": ROLE_ARN, "dataSource": s3, "sqlComputeConfiguration": compute}) == [
         Problem(
             "seedAudience.sqlComputeConfiguration",
@@ -408,11 +454,19 @@ def test_a_seed_comes_from_exactly_one_place_and_compute_goes_only_with_sql() ->
 
 def test_seed_rules_wait_for_values_known_only_at_deploy_time() -> None:
     def is_token(value: Any) -> bool:
-        return value == "TOKEN"
+        return value in ("TOKEN", {"Ref": "Seed"}, {"Ref": "Sql"})
 
     assert seed_problems("TOKEN", is_token) == []
+    assert seed_problems({"Ref": "Seed"}, is_token) == []  # CDK renders a token as an intrinsic, an object
+    assert seed_problems({"roleArn": ROLE_ARN, "sqlParameters": {"Ref": "Sql"}}, is_token) == []
     assert seed_problems({"roleArn": ROLE_ARN, "sqlParameters": "TOKEN"}, is_token) == []
     assert seed_problems("not-a-seed") == []  # not an object: the model's check says so
+    library_tag = {
+        "seedAudience": {"roleArn": ROLE_ARN, "dataSource": {"s3Uri": "s3://b/k"}},
+        "tags": {"cdk-cleanrooms-ml:x": "v"},
+    }
+    assert model_rules.documented_rules(SPEC.type_name, library_tag, library=False) == []  # the service's rules only
+    assert len(model_rules.documented_rules(SPEC.type_name, library_tag)) == 1
     assert model_rules.documented_rules("Custom::Unknown", {"seedAudience": {}, "tags": {"aws:x": "v"}}) == [
         Problem("tags['aws:x']", "aws:x", "key must not start with 'aws:' (reserved for AWS, any case)")
     ]

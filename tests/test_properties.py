@@ -35,6 +35,7 @@ def test_generated_names_and_request_digests_are_stable_across_releases() -> Non
         ("X", "X-945e923ded"),
         ("日本", "945e923ded"),  # nothing usable: the digest alone
         ("A" * 10 + "-" + "B" * 51, "B" * 51 + "-945e923ded"),  # cut from the start, never starting with a dash
+        ("A" * 10 + "X" * 52, "X" * 52 + "-945e923ded"),
     ],
 )
 def test_a_name_prefix_is_made_fit_for_a_name(prefix: str, name: str) -> None:
@@ -122,9 +123,10 @@ def test_booleans_and_other_values_render_as_cloudformation_reads_them() -> None
     }
 
 
-def test_too_many_metrics_are_cut_from_the_end_just_enough_to_fit() -> None:
+@pytest.mark.parametrize("count", [300, 301])  # both parities: an item at a time, not two
+def test_too_many_metrics_are_cut_from_the_end_just_enough_to_fit(count: int) -> None:
     data = properties.attributes(
-        SPEC, described(metrics={"recallMetric": 0.5, "relevanceMetrics": [metric(i) for i in range(300)]})
+        SPEC, described(metrics={"recallMetric": 0.5, "relevanceMetrics": [metric(i) for i in range(count)]})
     )
     kept = json.loads(data["RelevanceMetrics"])
     assert kept == [metric(i) for i in range(len(kept))]  # the first ones, in order
