@@ -782,3 +782,15 @@ def test_tags_in_a_full_description_are_not_listed_again(endpoint: Endpoint) -> 
     arn = deploy(create())["PhysicalResourceId"]
     assert deploy(create())["PhysicalResourceId"] == arn  # adoption reads the request tag from the description
     assert endpoint.count("ListTagsForResource") == 0
+
+
+def test_a_replacement_decided_by_is_complete_that_fails_at_once_deletes_its_new_job(endpoint: Endpoint) -> None:
+    arn = deploy(create())["PhysicalResourceId"]
+    autumn = props(description="autumn")
+    endpoint.fail_job(name_of(autumn), "seed data not found")
+    endpoint.set_reads(name_of(autumn), 0)  # its first read already sees it CREATE_FAILED
+    endpoint.throttle("GetAudienceGenerationJob", 1)
+    merged = started(update(autumn, PROPS, arn))
+    with pytest.raises(engine.ResourceError, match=r"failed: CREATE_FAILED \(400\): seed data not found$"):
+        entrypoints.is_complete(merged)  # decides, starts the replacement, reads it failed: one poll
+    assert endpoint.job(name_of(autumn))["status"].startswith("DELETE")  # type: ignore[index]
