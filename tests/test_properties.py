@@ -12,7 +12,7 @@ from specs import AUDIENCE_GENERATION_JOB as SPEC
 
 import properties
 from tests.helpers import STACK_ID
-from tests.test_engine import LOGICAL_ID, PROPS, name_of, properties_split, properties_with_name, props
+from tests.test_engine import LOGICAL_ID, PROPS, SQL_SEED, name_of, properties_split, properties_with_name, props
 
 # -- Names and digests: a release that changed them would replace (rename) every deployed job -----------
 
@@ -40,6 +40,24 @@ def test_generated_names_and_request_digests_are_stable_across_releases() -> Non
 )
 def test_a_name_prefix_is_made_fit_for_a_name(prefix: str, name: str) -> None:
     assert name_of(props(NamePrefix=prefix)) == name
+
+
+def test_sql_parameters_the_service_may_not_echo_are_carried_by_the_generated_name() -> None:
+    """A job found by name is never one started from other SQL parameters: with a generated name, other
+    parameters are another name (the request tag then proves it, whatever the description echoes)."""
+    spring = props(seedAudience=SQL_SEED)
+    autumn = props(
+        seedAudience={**SQL_SEED, "sqlParameters": {**SQL_SEED["sqlParameters"], "parameters": {"c": "autumn"}}}
+    )
+    template = props(
+        seedAudience={
+            **SQL_SEED,
+            "sqlParameters": {
+                "analysisTemplateArn": "arn:aws:cleanrooms:us-east-1:111122223333:membership/m/analysistemplate/t"
+            },
+        }
+    )
+    assert len({name_of(spring), name_of(autumn), name_of(template)}) == 3
 
 
 def test_the_digest_ignores_the_tags_and_covers_everything_else() -> None:
