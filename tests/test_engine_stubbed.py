@@ -172,8 +172,8 @@ def test_a_waited_quota_named_only_in_the_message_defers_the_start(stub: Stubber
     assert entrypoints.on_event(create())["PhysicalResourceId"].startswith(engine.PENDING_PREFIX)
 
 
-def test_a_transient_error_then_a_job_found_gone_keeps_the_update_waiting(stub: Stubber) -> None:
-    """An Update whose decision is left to is_complete reads the job again there."""
+def test_a_throttled_read_in_an_update_leaves_the_decision_to_is_complete(stub: Stubber) -> None:
+    """A throttled read in on_event leaves the decision (replace or not) to is_complete."""
     stub.add_client_error("get_audience_generation_job", "ThrottlingException", "slow down", 400)
     merged = {**update(props(description="autumn"), PROPS, JOB_ARN)}
     merged.update(entrypoints.on_event(merged))
