@@ -333,8 +333,16 @@ def _discard_failed_attempt(req: Request) -> None:
     Only a resource that is not the physical id, that is named as those properties name it, and that was
     made from them: in a forward update, the old properties are the physical id's own.
     """
-    spec, failed = req.spec, req.previous
-    if failed is None or spec.delete is None or failed.get(spec.name) == req.name:
+    failed = req.previous
+    if failed is not None and failed.get(req.spec.name) != req.name:
+        _discard_made_from(req, failed)
+
+
+def _discard_made_from(req: Request, failed: dict[str, Any]) -> None:
+    """Delete the resource named as ``failed`` names it and made from it, unless it is the physical id's own.
+    A best effort: a failure is logged, never raised."""
+    spec = req.spec
+    if spec.delete is None:  # nothing can delete it (an export)
         return
     try:
         region = req.home.region_for(spec, failed)
@@ -449,8 +457,17 @@ def _replacement_safe(req: Request, step: Callable[[Request], dict[str, Any]]) -
 
 
 def _poll_undecided(req: Request) -> dict[str, Any]:
-    """An Update whose decision on_event could not make (the service answered a transient error)."""
-    decision = _decide_update(req)
+    """An Update whose decision on_event could not make (the service answered a transient error).
+
+    The decision is made again on every poll (the framework keeps none), so a replacement started on an
+    earlier poll is found again by its name; when that fails (its job failed, say), it is deleted here.
+    """
+    try:
+        decision = _decide_update(req)
+    except ResourceError:
+        if req.desired is not None:
+            _discard_made_from(req, req.desired)
+        raise
     if decision[AWAIT] == AWAIT_UPDATED:
         return _poll_updated(req)
     replacement = req._replace(physical_id=decision["PhysicalResourceId"], event={**req.event, **decision})

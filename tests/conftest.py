@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 HANDLER_DIR = ROOT / "lambda"
@@ -27,3 +30,13 @@ os.environ.pop("AWS_PROFILE", None)
 
 if str(HANDLER_DIR) not in sys.path:
     sys.path.insert(0, str(HANDLER_DIR))
+
+
+@pytest.fixture(autouse=True)
+def _no_handler_client_outlives_its_test() -> Iterator[None]:
+    """The handler caches its boto3 clients per process, each bound to the endpoint of the environment it was
+    made in: a test never inherits one that an earlier test made (it would call that endpoint, or AWS)."""
+    yield
+    handler_service = sys.modules.get("service")
+    if handler_service is not None:
+        handler_service.reset_clients()

@@ -19,7 +19,7 @@ from botocore.stub import Stubber
 import entrypoints
 import properties
 import service
-from tests.helpers import ACCOUNT, JOB_ARN, MODEL_ARN, REGION, ROLE_ARN, STACK_ID, event
+from tests.helpers import ACCOUNT, JOB_ARN, MODEL_ARN, REGION, ROLE_ARN, event
 
 EventError, PropertyError, ResourceError = entrypoints.EventError, properties.PropertyError, engine.ResourceError
 
@@ -294,4 +294,49 @@ def test_malformed_event_fails_clearly_without_any_call(
 
 def test_there_are_at_least_fifteen_cases() -> None:
     assert len(CASES) >= 15
-    assert STACK_ID.startswith("arn:aws:cloudformation:")  # the well-formed events above differ in one way each
+
+
+#: (entry point, event, the whole message): what CloudFormation shows as the reason, word for word.
+MESSAGES: list[tuple[Entry, Any, str]] = [
+    (ON_EVENT, [base()], "the event must be an object"),
+    (ON_EVENT, base("Replace"), "unknown RequestType 'Replace'; expected one of Create, Update, Delete"),
+    (ON_EVENT, without("LogicalResourceId"), "the event has no LogicalResourceId"),
+    (
+        ON_EVENT,
+        base(ResourceType="Custom::Other"),
+        "unknown ResourceType 'Custom::Other'; this provider serves Custom::CleanRoomsMlAudienceExportJob, "
+        "Custom::CleanRoomsMlAudienceGenerationJob, Custom::CleanRoomsMlAudienceModel, "
+        "Custom::CleanRoomsMlConfiguredAudienceModel, Custom::CleanRoomsMlConfiguredAudienceModelAssociation",
+    ),
+    (ON_EVENT, base(StackId="my-stack"), "the event's StackId is not a CloudFormation stack ARN"),
+    (ON_EVENT, base("Delete"), "a Delete event needs a PhysicalResourceId"),
+    (ON_EVENT, base("Update", PhysicalResourceId=JOB_ARN), "an Update event needs OldResourceProperties"),
+    (ON_EVENT, without("ResourceProperties"), "ResourceProperties must be an object"),
+    (
+        ON_EVENT,
+        base("Delete", PhysicalResourceId=OTHER_ACCOUNT_JOB),
+        f"physical id {OTHER_ACCOUNT_JOB!r} is not an audience generation job of this stack's account; "
+        "refusing to delete it",
+    ),
+    (
+        ON_EVENT,
+        base("Update", PhysicalResourceId="i-am-not-a-job", OldResourceProperties=PROPS),
+        "physical id 'i-am-not-a-job' is not an audience generation job of this stack's account",
+    ),
+    (
+        IS_COMPLETE,
+        base("Delete", PhysicalResourceId=OTHER_REGION_JOB),
+        f"physical id {OTHER_REGION_JOB!r} is not an audience generation job ARN of this stack's account and of "
+        "its region; refusing to read or delete it",
+    ),
+]
+
+
+@pytest.mark.parametrize(("entry", "delivered", "message"), MESSAGES, ids=[m[2][:40] for m in MESSAGES])
+def test_each_refusal_says_exactly_what_is_wrong(
+    attempted: list[str], entry: Entry, delivered: Any, message: str
+) -> None:
+    with pytest.raises((EventError, PropertyError, ResourceError)) as raised:
+        entry(delivered)
+    assert str(raised.value) == message
+    assert attempted == []

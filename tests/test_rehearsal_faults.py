@@ -174,7 +174,9 @@ def test_delete_that_stays_blocked_fails_and_keeps_the_job(cdk_out: Path, endpoi
         # Retried for 10 minutes of (simulated) time, then a message that says what blocks it.
         assert "cannot be deleted: the service answered ConflictException" in outcome.reason
         assert "A resource that depends on it still exists" in outcome.reason
-        assert outcome.result(only_job(stack), "Delete").polls == 600 // 30 + 1
+        # One poll per 30 s for the 10-minute bound, measured from on_event's own clock: the handler's run time
+        # (real seconds, even in simulated time) can push the bound past one more poll on a loaded machine.
+        assert outcome.result(only_job(stack), "Delete").polls in (600 // 30 + 1, 600 // 30 + 2)
         assert_owned_state(endpoint, stack)  # the job is still the stack's: nothing orphaned
         assert len(stack.owned_jobs()) == 1
     record("delete blocked for good", endpoint)

@@ -18,6 +18,7 @@ import pytest
 from aws_cdk import App, Environment, Stack
 
 import entrypoints
+import properties
 import service
 from cdk_cleanrooms_ml import AudienceGenerationJob, SeedAudience
 from cdk_cleanrooms_ml.rehearsal.driver import Rehearsal
@@ -74,11 +75,11 @@ def local_service() -> Iterator[Endpoint]:
     with Endpoint() as endpoint:
         previous = {k: v for k, v in os.environ.items() if k in endpoint.environment()}
         os.environ.update(endpoint.environment())
-        service._client = None
+        service.reset_clients()  # a client made earlier would talk to another endpoint
         try:
             yield endpoint
         finally:
-            service._client = None
+            service.reset_clients()
             for key in endpoint.environment():
                 os.environ.pop(key, None)
             os.environ.update(previous)
@@ -103,7 +104,7 @@ def test_errors_about_sensitive_members_do_not_repeat_their_values(
     caplog.set_level(logging.INFO)  # what a Lambda function of the provider emits
     too_long = SECRET_VALUE * 60  # over the model's 1000 characters per parameter value
     props = sql_props(sqlParameters={"queryString": SECRET_QUERY, "parameters": {"campaign": too_long}})
-    with pytest.raises(ValueError) as raised:
+    with pytest.raises(properties.PropertyError) as raised:
         entrypoints.on_event(event("Create", copy.deepcopy(props)))
     message = str(raised.value)
     assert "seedAudience.sqlParameters.parameters" in message  # the member is named; keys and values are not
@@ -114,7 +115,7 @@ def test_errors_about_sensitive_members_do_not_repeat_their_values(
     created = entrypoints.on_event(event("Create", sql_props()))
     polled = entrypoints.is_complete({**event("Create", sql_props()), **created})
     assert created["PhysicalResourceId"].startswith("arn:aws:cleanrooms-ml:")
-    assert "IsComplete" in polled
+    assert polled == {"IsComplete": False}  # the job is CREATE_PENDING on its first read
     records = [r.getMessage() for r in caplog.records] + [message]
     assert any(created["PhysicalResourceId"] in r for r in records)
     assert not [r for r in records if SECRET_VALUE in r or "secret_marker_q" in r]
