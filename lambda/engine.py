@@ -186,6 +186,11 @@ def _adopt(req: Request, just_created: bool = False) -> Created:
     status = _status(spec, description) or status
     if status in spec.statuses.deleting:
         return Created(None, f"the {spec.noun} {handle} that had the name {name!r} is being deleted")
+    if status in spec.statuses.create_failed and _made_from(req, description, req.desired or {}):
+        # This very request's resource, failed: take it as the physical id so that is_complete reports its
+        # failure and the rollback's Delete removes it (an error here would leave it to no stack).
+        LOG.warning("%s %s, created by an earlier attempt of this request, is %s", spec.noun, handle, status)
+        return Created(handle)
     if status in spec.statuses.create_failed | spec.statuses.delete_failed:
         raise ResourceError(
             f"{spec.noun} names are unique and {name!r} is held by {handle}, which is {status} "

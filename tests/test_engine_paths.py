@@ -172,6 +172,22 @@ def test_a_name_held_by_a_failed_deletion_is_never_adopted(endpoint: Endpoint) -
     )
 
 
+def test_a_redelivered_create_whose_job_failed_takes_it_so_the_rollback_deletes_it(endpoint: Endpoint) -> None:
+    endpoint.fail_job(name_of(PROPS), "the seed object does not exist")
+    endpoint.set_reads(name_of(PROPS), 0)  # it fails at its first read
+    first = started(create())  # the first delivery starts the job
+    (job,) = endpoint.jobs()
+    client = endpoint.client()
+    assert client.get_audience_generation_job(audienceGenerationJobArn=job["arn"])["status"] == "CREATE_FAILED"
+    again = started(create())  # redelivered: the name is held by this request's own failed job
+    assert again["PhysicalResourceId"] == job["arn"] == first["PhysicalResourceId"]
+    with pytest.raises(engine.ResourceError, match="CREATE_FAILED.*the seed object does not exist"):
+        poll(again)
+    deploy(delete(again["PhysicalResourceId"]))  # CloudFormation's rollback: the job is the resource's, deleted
+    assert endpoint.jobs() == [] or all(j["status"].startswith("DELETE") for j in endpoint.jobs())
+    assert endpoint.count("StartAudienceGenerationJob") == 2  # the second start found the name taken
+
+
 def test_a_name_held_by_an_untagged_job_is_never_adopted(endpoint: Endpoint) -> None:
     name = name_of(PROPS)
     held = endpoint.add_job(name, {"configuredAudienceModelArn": MODEL_ARN})  # someone else's: no request tag
