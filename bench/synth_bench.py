@@ -534,6 +534,15 @@ def render_markdown(report: dict[str, Any], points: dict[tuple[str, int], Point]
                 f"per kind, CPU of Python and of jsii's node processes): {kinds}. *Estimated CPU* is the extra "
                 f"calls at {trip['total_us']:.0f} µs each, and its share of `ours`'s CPU.",
             ]
+        same_calls = [row for row in caches if row["extra_jsii_calls"] == 0 and row["uncached"]]
+        if same_calls:  # e.g. the attribute cache in a stack that reads no attribute: the program is unchanged
+            row = same_calls[0]
+            lines += [
+                "",
+                f"*{row['variant']}* makes exactly the calls `ours` makes: its CPU ratio, "
+                f"{row['cpu_ratio']['median']:.3f} ({row['cpu_ratio']['min']:.3f}-{row['cpu_ratio']['max']:.3f}), "
+                "is this machine's noise floor for the paired CPU ratios (an A/A comparison).",
+            ]
         lines += [
             "",
             "| variant | what the cache keeps | jsii calls | extra jsii calls | per job | estimated CPU | CPU s "
