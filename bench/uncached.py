@@ -1,7 +1,7 @@
 """Benchmark-only: switch off the library's jsii caches in this process, to measure what each one saves.
 
 The constructs keep what never changes once known (``constructs/cdk_cleanrooms_ml/_resource.py`` and
-``job._partition_of``), because every jsii call is a round trip to node. ``disable(names)`` replaces each
+``_resource.partition_of``), because every jsii call is a round trip to node. ``disable(names)`` replaces each
 named cache, in this process only, by the uncached equivalent: the same calls, asked every time. The
 template must not change (the synth bench checks its digest); the jsii calls and the CPU time may.
 ``synth_once.py`` calls it when ``BENCH_UNCACHED`` names caches (comma-separated, or ``all``). Nothing
@@ -19,7 +19,7 @@ CACHES: dict[str, str] = {
     "child_path": "a scope's construct path, read once per scope (StackShared.child_path)",
     "providers": "the stack's provider and its service token, looked up once per poll interval (StackShared.providers)",
     "attribute": "a GetAtt token, made once per resource and attribute (_resource.attribute)",
-    "partition": "a region's partition, looked up once per region (job._partition_of)",
+    "partition": "a region's partition, looked up once per region (_resource.partition_of)",
 }
 
 
@@ -51,7 +51,7 @@ def disable(names: list[str]) -> None:
     """Replace the named caches of the imported library by uncached equivalents (this process only)."""
     from aws_cdk import Stack
 
-    from cdk_cleanrooms_ml import _resource, job, references
+    from cdk_cleanrooms_ml import _resource, references
     from constructs import Construct
 
     shared_class = _resource.StackShared
@@ -99,4 +99,4 @@ def disable(names: list[str]) -> None:
 
         _resource.attribute = attribute
     if "partition" in names:
-        job._partition_of = job._partition_of.__wrapped__  # type: ignore[assignment]
+        _resource.partition_of = _resource.partition_of.__wrapped__  # type: ignore[assignment]

@@ -7,13 +7,14 @@ what cannot change once known is asked once per stack here.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import weakref
 from typing import Any, NamedTuple
 
 import jsii
-from aws_cdk import CfnDeletionPolicy, CfnResource, Duration, RemovalPolicy, Stack, TagManager, TagType
+from aws_cdk import CfnDeletionPolicy, CfnResource, Duration, RemovalPolicy, Stack, TagManager, TagType, region_info
 
 from constructs import Construct, IValidation
 
@@ -32,12 +33,11 @@ _NAME_CHARS = re.compile(r"[^A-Za-z0-9-]+")
 
 
 class StackShared:
-    """What the resources of one stack share and never changes once asked: its name and region, the paths
-    of the scopes resources are added to, providers, and stack-wide validations."""
+    """What the resources of one stack share and never changes once asked: its region, the paths of the scopes
+    resources are added to, providers, and stack-wide validations."""
 
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
-        self.stack_name: str = stack.stack_name
         self.region: str = stack.region
         self.scope_paths: weakref.WeakKeyDictionary[Construct, str] = weakref.WeakKeyDictionary()
         self.providers: dict[int, Any] = {}
@@ -64,6 +64,13 @@ def stack_of(scope: Construct) -> Stack:
     if found is None:
         found = _STACK_OF[scope] = Stack.of(scope)
     return found
+
+
+@functools.cache
+def partition_of(region: str) -> str | None:
+    """The partition of a (known) region, from aws-cdk-lib's region facts; None when it does not know it."""
+    partition = region_info.RegionInfo.get(region).partition
+    return str(partition) if partition is not None else None
 
 
 def shared(stack: Stack) -> StackShared:

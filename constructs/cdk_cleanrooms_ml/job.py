@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import weakref
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -13,7 +12,6 @@ from aws_cdk import (
     RemovalPolicy,
     Stack,
     TagManager,
-    region_info,
 )
 from aws_cdk import aws_iam as iam
 
@@ -45,12 +43,6 @@ _PYTHON_NAMES = {
 def max_name_length() -> int:
     """The service's limit on job names (NameString's max in the shipped model)."""
     return int(start_request_shape().members["name"].metadata["max"])
-
-
-@functools.cache
-def _partition_of(region: str) -> str | None:
-    partition = region_info.RegionInfo.get(region).partition
-    return str(partition) if partition is not None else None
 
 
 @runtime_checkable
@@ -351,7 +343,7 @@ def _stack_issues(stack: Stack, request: dict[str, Any]) -> list[Issue]:
     model = validation.arn_parts(model_arn)
     role = validation.arn_parts(role_arn)
     region = _resource.shared(stack).region
-    partition = None if validation.is_token(region) else _partition_of(region)
+    partition = None if validation.is_token(region) else _resource.partition_of(region)
     if partition is None and model and role and role["partition"] != model["partition"]:
         # Env-agnostic stack: the model's partition is where the job runs, so the role must be there too.
         issues.append(
