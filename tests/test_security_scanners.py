@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from cdk_nag import AwsSolutionsChecks
 
 from cdk_cleanrooms_ml import AudienceGenerationJob, AudienceGenerationProvider, SeedAudience
 from tests.helpers import ACCOUNT, COLLABORATION_ID, MODEL_ARN, REGION
+from tests.test_examples import NAMES, _load
 
 ROOT = Path(__file__).resolve().parent.parent
 MEMBERSHIP_ARN = f"arn:aws:cleanrooms:{REGION}:{ACCOUNT}:membership/{COLLABORATION_ID}"
@@ -88,17 +88,10 @@ def seed_kinds_stack(app: App) -> Stack:
 
 @pytest.fixture(scope="module")
 def assembly(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Exception | None, App]]:
-    sys.path.insert(0, str(ROOT / "examples"))
-    try:
-        import app as example  # examples/app.py
-        import seed_provider  # examples/seed_provider.py
-        import training_provider  # examples/training_provider.py
-    finally:
-        sys.path.remove(str(ROOT / "examples"))
     out = tmp_path_factory.mktemp("scanned-cdk-out")
     app = App(outdir=str(out))
-    for scanned in (example, seed_provider, training_provider):
-        scanned.build(app)
+    for name in NAMES:  # every example
+        _load(name).build(app)
     seed_kinds_stack(app)
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     error: Exception | None = None
@@ -109,7 +102,8 @@ def assembly(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, E
     yield out, error, app
 
 
-STACKS = ("CleanRoomsMlExample", "CleanRoomsMlSeedProviderExample", "CleanRoomsMlTrainingProviderExample", "SeedKinds")
+EXAMPLE_STACKS = tuple(_load(name).STACK_NAME for name in NAMES)
+STACKS = (*EXAMPLE_STACKS, "SeedKinds")
 
 
 def templates(out: Path) -> list[Path]:
@@ -211,27 +205,18 @@ def test_checkov_has_no_failed_check_except_the_documented_skips(assembly: tuple
     # The log group KMS check: skipped, with the reason, where no key was given; passed where one was. The log
     # groups are in the providers' nested templates.
     (seed_kinds,) = nested_templates(templates(out), "SeedKinds")
-    (example,) = nested_templates(templates(out), "CleanRoomsMlExample")
+    examples = {nested_templates(templates(out), stack)[0] for stack in EXAMPLE_STACKS}
     key_checks = {
         (c["file_path"].rsplit("/", 1)[-1], outcome)
         for outcome in ("passed_checks", "failed_checks", "skipped_checks")
         for c in report["results"][outcome]
         if c["check_id"] == "CKV_AWS_158"
     }
-    seed_provider, training_provider = (
-        nested_templates(templates(out), stack)[0]
-        for stack in ("CleanRoomsMlSeedProviderExample", "CleanRoomsMlTrainingProviderExample")
-    )
-    assert key_checks == {
-        (seed_kinds, "passed_checks"),
-        (example, "skipped_checks"),
-        (seed_provider, "skipped_checks"),
-        (training_provider, "skipped_checks"),
-    }
+    assert key_checks == {(seed_kinds, "passed_checks")} | {(example, "skipped_checks") for example in examples}
     scanned = {
         c["file_path"].rsplit("/", 1)[-1] for o in ("passed_checks", "skipped_checks") for c in report["results"][o]
     }
-    assert {seed_kinds, example, seed_provider, training_provider} < scanned  # the nested templates were scanned
+    assert {seed_kinds, *examples} < scanned  # the nested templates were scanned
     script = (ROOT / ".ci" / "checkov.sh").read_text()
     docs = (ROOT / "README.md").read_text()
     for check in GLOBAL_CHECKOV_SKIPS | {"CKV_AWS_111", "CKV_AWS_158"}:
