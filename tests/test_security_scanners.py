@@ -20,12 +20,13 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from cdk_nag import AwsSolutionsChecks
 
-from cdk_cleanrooms_ml import AudienceGenerationJob, AudienceGenerationProvider, SeedAudience
+from cdk_cleanrooms_ml import AudienceGenerationJob, AudienceGenerationProvider, AudienceModel, SeedAudience
 from tests.helpers import ACCOUNT, COLLABORATION_ID, MODEL_ARN, REGION
 from tests.test_examples import NAMES, _load
 
 ROOT = Path(__file__).resolve().parent.parent
 MEMBERSHIP_ARN = f"arn:aws:cleanrooms:{REGION}:{ACCOUNT}:membership/{COLLABORATION_ID}"
+TRAINING_DATASET_ARN = f"arn:aws:cleanrooms-ml:{REGION}:{ACCOUNT}:training-dataset/td-1"
 TEMPLATE_ARN = f"{MEMBERSHIP_ARN}/analysistemplate/1a2b3c4d-5e6f-4a3b-8c9d-0e1f2a3b4c5d"
 #: The only checks the checkov script skips for every resource (the README's Security section says why).
 GLOBAL_CHECKOV_SKIPS = {"CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173"}
@@ -83,6 +84,8 @@ def seed_kinds_stack(app: App) -> Stack:
             scope=stack, membership_arn=MEMBERSHIP_ARN, analysis_template_arn=TEMPLATE_ARN
         ),
     )
+    # An audience model that waits for training: the provider's watcher (function, role, state machine) is scanned.
+    AudienceModel(stack, "Trained", training_dataset=TRAINING_DATASET_ARN, kms_key=key, wait_for_completion=True)
     return stack
 
 

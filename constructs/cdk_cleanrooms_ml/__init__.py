@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # type checkers and IDEs see the names; at run time they are imported on first use
     from . import seed_roles
     from .association import ConfiguredAudienceModelAssociation
+    from .audience_model import AudienceModel
     from .configured_model import AudienceSizeConfig, AudienceSizeType, ConfiguredAudienceModel, SharedAudienceMetrics
     from .destination import AudienceDestination
     from .export_job import AudienceExportJob, AudienceSize
@@ -45,6 +46,7 @@ __all__ = [
     "AudienceExportJob",
     "AudienceGenerationJob",
     "AudienceGenerationProvider",
+    "AudienceModel",
     "AudienceSize",
     "AudienceSizeConfig",
     "AudienceSizeType",
@@ -80,6 +82,7 @@ _MODULE_OF = {
     "RESOURCE_TYPE": "job",
     "AudienceDestination": "destination",
     "AudienceExportJob": "export_job",
+    "AudienceModel": "audience_model",
     "AudienceSize": "export_job",
     "AudienceSizeConfig": "configured_model",
     "AudienceSizeType": "configured_model",

@@ -82,7 +82,8 @@ class ConfiguredAudienceModel(Construct):
         scope: Construct,
         id: str,
         *,
-        audience_model_arn: str,
+        audience_model_arn: str | None = None,
+        audience_model: Any = None,
         destination: AudienceDestination,
         shared_audience_metrics: list[SharedAudienceMetrics | str],
         audience_size_config: AudienceSizeConfig | None = None,
@@ -95,8 +96,11 @@ class ConfiguredAudienceModel(Construct):
         timeout: Duration | None = None,
     ) -> None:
         """
-        :param audience_model_arn: the trained audience model (``audienceModelArn``): its ARN, or an
-            ``AudienceModel`` of the app's ``audience_model_arn``.
+        :param audience_model_arn: the trained audience model's ARN (``audienceModelArn``); give it or
+            ``audience_model``.
+        :param audience_model: the trained audience model: an ``AudienceModel`` of the app (the configured model
+            then depends on its WaitCondition), or its ARN. An ``AudienceModel`` of the app must be declared with
+            ``wait_for_completion=True``: without it its deploy ends while it is still training.
         :param destination: where segments are written, and the role that writes them (``outputConfig``);
             ``AudienceDestination.from_bucket(bucket, prefix=...)`` makes the role.
         :param shared_audience_metrics: ``[SharedAudienceMetrics.ALL]`` or ``[SharedAudienceMetrics.NONE]``
@@ -112,7 +116,7 @@ class ConfiguredAudienceModel(Construct):
             jobs use it: the delete then fails after 10 minutes saying so); RETAIN keeps it.
         :param timeout: how long the deploy step waits. Default and maximum: 55 minutes.
         """
-        issues: list[Issue] = []
+        audience_model_arn, waited, issues = _audience_model(audience_model_arn, audience_model)
         if not isinstance(destination, AudienceDestination):
             issues.append(Issue("destination", destination, "must be an AudienceDestination"))
             output: Any = _Unchecked(destination)
@@ -167,6 +171,8 @@ class ConfiguredAudienceModel(Construct):
             """The ``CfnResource`` of type ``RESOURCE_TYPE`` (escape hatch)."""
             assert tag_manager is not None
             self._tags: TagManager = tag_manager
+            if waited is not None:  # created only once the model is ACTIVE
+                self.resource.node.add_dependency(waited)
             self.provider.allow_configured_model(audience_model_arn, destination.role_arn)
             _resource.check_tags_at_synth(prepared.stack, self, _SPEC)
         except Exception:
@@ -244,6 +250,44 @@ class ConfiguredAudienceModel(Construct):
             for index, account in enumerate(self._grants, start=1)
         ]
         return str(stack.to_json_string({"Version": "2012-10-17", "Statement": statements}))
+
+
+def _audience_model(audience_model_arn: Any, audience_model: Any) -> tuple[Any, Any, list[Issue]]:
+    """The audience model's ARN, the WaitCondition to depend on (for an AudienceModel of the app), and the problems:
+    exactly one of the two props; an AudienceModel of the app that does not wait for training is refused."""
+    from .audience_model import AudienceModel, model_of_arn
+
+    if audience_model_arn is None and audience_model is None:
+        return None, None, []  # the model's rule says it: audience_model_arn is required
+    if audience_model_arn is not None and audience_model is not None:
+        return (
+            _Unchecked(audience_model),
+            None,
+            [Issue("audience_model", audience_model, "give exactly one of audience_model and audience_model_arn")],
+        )
+    prop = "audience_model_arn" if audience_model is None else "audience_model"
+    value = audience_model if audience_model is not None else audience_model_arn
+    model = value if isinstance(value, AudienceModel) else model_of_arn(value)
+    if model is None:
+        if isinstance(value, str):
+            return value, None, []
+        return _Unchecked(value), None, [Issue(prop, value, "must be an AudienceModel or an audience model ARN string")]
+    if not model.waits_for_completion:
+        return (
+            model.audience_model_arn,
+            None,
+            [
+                Issue(
+                    prop,
+                    model.node.path,
+                    "is declared with wait_for_completion=False: its deploy step ends while the model is still "
+                    "training (hours to 2 days), and a configured model needs an ACTIVE one (give the AudienceModel "
+                    "wait_for_completion=True, or configure it in a later deploy or another app from the model's ARN "
+                    "string once it is ACTIVE)",
+                )
+            ],
+        )
+    return model.audience_model_arn, model.wait_condition, []
 
 
 #: Where the props' Python names do not follow the API member names by snake_case alone.

@@ -86,6 +86,19 @@ _ACTIONS: dict[str, tuple[str, ...]] = {
         "cleanrooms:UntagResource",
         "cleanrooms:ListTagsForResource",
     ),
+    # CreateAudienceModel is authorized on the training dataset it names (the Service Authorization Reference);
+    # tags given on create are also TagResource on the new model (ManageAudienceModels).
+    "CreateAudienceModelsFromTheseDatasets": ("cleanrooms-ml:CreateAudienceModel",),
+    "ManageAudienceModels": (
+        "cleanrooms-ml:GetAudienceModel",
+        "cleanrooms-ml:DeleteAudienceModel",
+        "cleanrooms-ml:TagResource",
+        "cleanrooms-ml:UntagResource",
+        "cleanrooms-ml:ListTagsForResource",
+    ),
+    "FindAudienceModelsByName": ("cleanrooms-ml:ListAudienceModels",),
+    # The provider's watcher state machine, started once a waiting audience model's training began.
+    "StartTheTrainingWatcher": ("states:StartExecution",),
     # What creating and deleting an association does to the model's policy on the caller's behalf (the Service
     # Authorization Reference's dependent actions).
     "AssociationsReadAndShareModels": (
@@ -162,6 +175,17 @@ class HandlerStatements:
         self._grant("ManageConfiguredModels", self._pattern("configured-audience-model/*"))
         self._grant("FindConfiguredModelsByName", "*")
         self._pass(output_role_arn)
+
+    def add_audience_model(self, training_dataset_arn: str) -> None:
+        """Audience models of this stack, trained on this dataset (its ARN as given: a TrainingDataset is a native
+        resource, not one the provider serves, so naming it makes no cycle)."""
+        self._grant("CreateAudienceModelsFromTheseDatasets", training_dataset_arn)
+        self._grant("ManageAudienceModels", self._pattern("audience-model/*"))
+        self._grant("FindAudienceModelsByName", "*")
+
+    def add_watcher(self, state_machine_arn: str) -> None:
+        """Starting the state machine that signals a waiting audience model's WaitCondition."""
+        self._grant("StartTheTrainingWatcher", state_machine_arn)
 
     def add_association(self, membership_id: str, configured_audience_model_arn: str) -> None:
         """Associations of configured audience models with this membership (the stack's own)."""

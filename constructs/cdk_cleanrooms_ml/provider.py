@@ -35,6 +35,7 @@ from aws_cdk import custom_resources as cr
 
 from constructs import Construct, IValidation
 
+from . import _watcher
 from .handler_asset import staged_asset_dir
 from .iam_statements import HandlerStatements, acknowledge_wildcards, log_statement, nag_text, skip_checkov
 from .service_model import MODELS_DIR
@@ -109,7 +110,7 @@ class CleanRoomsMlProvider(NestedStack):
         self.statements = HandlerStatements(Stack.of(self).account, self.handler_role.add_to_policy)
         """The handler role's statements, widened by ``allow_job`` for each job's model and seed role."""
 
-        code = lambda_.Code.from_asset(str(staged_asset_dir()), exclude=["__pycache__", "*.pyc"])
+        self._code = code = lambda_.Code.from_asset(str(staged_asset_dir()), exclude=["__pycache__", "*.pyc"])
         functions = {}
         for entry in ("on_event", "is_complete"):
             functions[entry] = lambda_.Function(
@@ -159,6 +160,9 @@ class CleanRoomsMlProvider(NestedStack):
             disable_waiter_state_machine_logging=False,
         )
         """The aws-cdk-lib ``custom_resources.Provider`` behind the jobs (escape hatch)."""
+        self._handler_functions = list(functions.values())
+        self.watcher: sfn.StateMachine | None = None
+        """The state machine that signals waiting audience models' WaitConditions (made on first use)."""
         self._explain_role_dependencies()
         self._acknowledge_findings(functions)
         self.node.add_validation(_WithinParameterQuota(self))
@@ -211,6 +215,21 @@ class CleanRoomsMlProvider(NestedStack):
     def allow_configured_model(self, audience_model_arn: str, output_role_arn: str) -> None:
         """Let the handlers create configured audience models from this audience model, writing with this role."""
         self.statements.add_configured_model(audience_model_arn, output_role_arn)
+
+    def allow_audience_model(self, training_dataset_arn: str) -> None:
+        """Let the handlers create, watch, tag and delete audience models trained on this dataset."""
+        self.statements.add_audience_model(training_dataset_arn)
+
+    def allow_audience_model_wait(self) -> sfn.StateMachine:
+        """The watcher (made on the first audience model that waits for training): a Standard state machine that
+        reads the model every few minutes through its own function and signals the model's WaitCondition handle;
+        the handlers start it (``CLEANROOMS_ML_WATCHER_ARN``) once training began."""
+        if self.watcher is None:
+            self.watcher = _watcher.add(self, self._code)
+            for function in self._handler_functions:
+                function.add_environment(_watcher.WATCHER_ARN_VARIABLE, self.watcher.state_machine_arn)
+            self.statements.add_watcher(self.watcher.state_machine_arn)
+        return self.watcher
 
     def allow_association(self, membership_id: str, configured_audience_model_arn: str) -> None:
         """Let the handlers associate configured audience models with this membership."""
@@ -313,9 +332,10 @@ _REASON_NO_LOG_KEY = (
     "customer-managed key."
 )
 _REASON_LIST_JOBS = (
-    "cleanrooms-ml:ListAudienceGenerationJobs has no resource type (Service Authorization Reference): it needs "
-    "Resource *. The handler only lists, filtered by the job's configured audience model, to find a job it "
-    "started again by its unique name after a retry."
+    "cleanrooms-ml:ListAudienceGenerationJobs (and the other List actions the handler uses, such as "
+    "ListAudienceModels) has no resource type (Service Authorization Reference): it needs Resource *. The handler "
+    "only lists (jobs filtered by the job's configured audience model) to find a resource it created again by its "
+    "unique name after a retry."
 )
 _REASON_JOB_IDS = (
     "A resource's ARN ends in an id the service assigns when it is created, so no narrower ARN can be known at "
