@@ -205,6 +205,7 @@ class Endpoint:
         training_reads_until_active: int | None = None,
         delete_while_training: str = "accept",
         untrained_configuration: str = "ConflictException",
+        training_seconds: float | None = None,
     ) -> None:
         """
         :param reads_until_active: GetAudienceGenerationJob reads that see a new job unfinished (the first
@@ -227,6 +228,9 @@ class Endpoint:
             Default: ``reads_until_active``.
         :param delete_while_training: what deleting an audience model that is still training answers: "accept"
             (default) or an error code ("ConflictException"). No source says; an assumption.
+        :param training_seconds: how long a new audience model trains, in the endpoint's time (``clock``; a
+            rehearsal sets its simulated one), e.g. ``6 * 3600`` (the service documents hours to days). Default:
+            None: training goes by reads (``training_reads_until_active``).
         :param untrained_configuration: what configuring an audience model of this endpoint that is not ACTIVE
             answers: "ConflictException" (default), "ValidationException" or "accept". No source says; an
             assumption.
@@ -266,6 +270,7 @@ class Endpoint:
             quota=audience_model_quota,
             delete_while_training=delete_while_training,
             untrained_configuration=untrained_configuration,
+            training_seconds=training_seconds,
         )
         self._configured_models = ConfiguredModels(
             self._state, self._conflicts_by_name, self._audience_models.check_configurable
@@ -572,6 +577,36 @@ class Endpoint:
             if model is None:
                 raise KeyError(arn_or_name)
             del self._state.audience_models[model.arn]
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The simulated service's wall clock (epoch seconds): ``time.time`` unless a rehearsal gave its own."""
+        return self._state.now
+
+    @clock.setter
+    def clock(self, now: Callable[[], float]) -> None:
+        self._state.now = now
+
+    @property
+    def training_seconds(self) -> float | None:
+        """How long audience models train in the endpoint's time (None: by reads)."""
+        return self._audience_models.training_seconds
+
+    @training_seconds.setter
+    def training_seconds(self, value: float | None) -> None:
+        self._audience_models.training_seconds = value
+
+    def add_training_dataset(self, arn: str, status: str = "ACTIVE") -> None:
+        """A training dataset CreateAudienceModel checks (a rehearsal registers the stack's)."""
+        with self._lock:
+            self._state.training_datasets[arn] = status
+            self._state.removed_training_datasets.discard(arn)
+
+    def remove_training_dataset(self, arn: str) -> None:
+        """The training dataset is gone: CreateAudienceModel naming it is ResourceNotFoundException."""
+        with self._lock:
+            if self._state.training_datasets.pop(arn, None) is not None:
+                self._state.removed_training_datasets.add(arn)
 
     def fail_training(self, name: str, message: str, status_code: str = "400") -> None:
         """The audience model called ``name`` (a name or glob pattern; created now or later) ends CREATE_FAILED
