@@ -556,12 +556,17 @@ class Endpoint:
                 raise KeyError(arn_or_name)
             del self._state.models[model.arn]
 
-    def add_audience_model(self, name: str, request: dict[str, Any] | None = None, status: str = "ACTIVE") -> str:
-        """Put an audience model in place without a call (unvalidated, outside the quota); returns its ARN. One put
-        in place training (``status="CREATE_IN_PROGRESS"``) finishes as reads of it go by."""
+    def add_audience_model(
+        self, name: str, request: dict[str, Any] | None = None, status: str = "ACTIVE", arn: str | None = None
+    ) -> str:
+        """Put an audience model in place without a call (unvalidated, outside the quota); returns its ARN (``arn``,
+        when given: a model a template names). One put in place training (``status="CREATE_IN_PROGRESS"``) finishes
+        as reads of it go by."""
         with self._lock:
             training_dataset = self._state.arn("cleanrooms-ml", f"training-dataset/{name}-data")
-            model = self._audience_models.add({"name": name, "trainingDatasetArn": training_dataset, **(request or {})})
+            model = self._audience_models.add(
+                {"name": name, "trainingDatasetArn": training_dataset, **(request or {})}, arn
+            )
             model.status = status
             return model.arn
 
