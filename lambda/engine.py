@@ -598,7 +598,7 @@ def _start_watcher(req: Request, handle: str) -> None:
         return
     try:
         watcher.start(handle, req.control.signal_url, req.logical_id, req.control.signal_timeout_seconds)
-    except watcher.WatcherUnavailable as error:
+    except watcher.WatcherError as error:
         raise ResourceError(str(error)) from None
 
 

@@ -44,8 +44,8 @@ _STATE_MACHINE_ARN = re.compile(r"arn:aws[-a-z]*:states:[-a-z0-9]+:[0-9]{12}:sta
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
 
 
-class WatcherUnavailable(RuntimeError):
-    """The handler cannot start the watcher: the provider was made without one."""
+class WatcherError(RuntimeError):
+    """The handler cannot start the watcher: the provider was made without one, or Step Functions refused for good."""
 
 
 class WatchEventError(ValueError):
@@ -68,12 +68,12 @@ def execution_name(model_arn: str, signal_url: str) -> str:
 def start(model_arn: str, signal_url: str, unique_id: str, timeout_seconds: int) -> None:
     """Start the watcher of ``model_arn`` for ``signal_url``, unless it is started already.
 
-    Raises WatcherUnavailable without a watcher; the service's errors as they come (the caller decides whether
-    a transient one is tried again).
+    Raises WatcherError without a watcher or when Step Functions refuses for good; a transient error as it comes
+    (the caller tries again).
     """
     state_machine = os.environ.get(WATCHER_ARN_ENV, "")
     if not _STATE_MACHINE_ARN.fullmatch(state_machine):
-        raise WatcherUnavailable(
+        raise WatcherError(
             f"the audience model {model_arn} is waited for (SignalUrl is set: wait_for_completion=True), but the "
             f"handler's environment has no state machine ARN in {WATCHER_ARN_ENV}"
             + (" (its value is not a state machine ARN)" if state_machine else "")
@@ -98,8 +98,15 @@ def start(model_arn: str, signal_url: str, unique_id: str, timeout_seconds: int)
             input=json.dumps(watch_input),
         )
     except ClientError as error:
-        if service.error_code(error) != "ExecutionAlreadyExists":
+        code = service.error_code(error)
+        if service.is_transient(error):
             raise
+        if code != "ExecutionAlreadyExists":
+            needs = " -- the handler role needs states:StartExecution on it" if code == "AccessDeniedException" else ""
+            raise WatcherError(
+                f"starting the watcher of audience model {model_arn} ({state_machine}) failed: "
+                f"{service.error_message(error)}{needs}"
+            ) from None
         LOG.info("the watcher of %s is started already (execution %s)", model_arn, name)
         return
     LOG.info("started the watcher of %s (execution %s, deadline in %d s)", model_arn, name, timeout_seconds)
