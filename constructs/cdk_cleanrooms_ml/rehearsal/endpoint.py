@@ -570,6 +570,16 @@ class Endpoint:
             model.status = status
             return model.arn
 
+    def assume_trained_audience_model(self, arn: str) -> bool:
+        """An audience model a template names by its ARN (made outside the stack) is put in place ACTIVE, unless
+        this endpoint holds it already: an assumption of the rehearsal, which cannot see the account. True when
+        it was put in place now."""
+        with self._lock:
+            if arn in self._state.audience_models:
+                return False
+            self.add_audience_model(arn.rsplit("/", 1)[-1], arn=arn)
+            return True
+
     def remove_audience_model(self, arn_or_name: str) -> None:
         """The audience model disappears at once, as if deleted out of band."""
         with self._lock:
