@@ -157,12 +157,13 @@ class AudienceModels:
     # ----------------------------------------------------------------------------------------------
     # The operations
 
-    def add(self, request: dict[str, Any]) -> AudienceModel:
-        """A new model from a (validated) create request, without the name and quota checks."""
+    def add(self, request: dict[str, Any], arn: str | None = None) -> AudienceModel:
+        """A new model from a (validated) create request, without the name and quota checks (``arn``: its ARN, for
+        one put in place under an ARN a template names)."""
         name = str(request["name"])
         now = self.state.now()
         model = AudienceModel(
-            arn=self.state.arn("cleanrooms-ml", f"audience-model/{uuid.uuid4()}"),
+            arn=arn or self.state.arn("cleanrooms-ml", f"audience-model/{uuid.uuid4()}"),
             name=name,
             request={k: copy.deepcopy(v) for k, v in request.items() if k not in ("name", "tags")},
             created=now,

@@ -909,6 +909,10 @@ class Rehearsal:
         self, outcome: Outcome, stack: _Stack, logical_id: str, resource: dict[str, Any], action: str, twice: bool
     ) -> Response | None:
         properties = as_strings(self._resolver(stack).resolve(resource.get("Properties", {})))
+        named = (resource.get("Properties") or {}).get("audienceModelArn")
+        if action != "Delete" and isinstance(named, str) and self.endpoint.assume_trained_audience_model(named):
+            # A model made outside the stack, named by its ARN: the handler checks that it is ACTIVE.
+            self._report(logical_id, "assumed", f"audience model {named} (not the stack's) taken as ACTIVE")
         event = self._event(stack, action, logical_id, resource, properties)
         previous = stack.deployed.get(logical_id)
         if action == "Update" and previous is not None:

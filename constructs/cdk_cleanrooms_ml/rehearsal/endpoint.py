@@ -561,14 +561,29 @@ class Endpoint:
                 raise KeyError(arn_or_name)
             del self._state.models[model.arn]
 
-    def add_audience_model(self, name: str, request: dict[str, Any] | None = None, status: str = "ACTIVE") -> str:
-        """Put an audience model in place without a call (unvalidated, outside the quota); returns its ARN. One put
-        in place training (``status="CREATE_IN_PROGRESS"``) finishes as reads of it go by."""
+    def add_audience_model(
+        self, name: str, request: dict[str, Any] | None = None, status: str = "ACTIVE", arn: str | None = None
+    ) -> str:
+        """Put an audience model in place without a call (unvalidated, outside the quota); returns its ARN (``arn``,
+        when given: a model a template names). One put in place training (``status="CREATE_IN_PROGRESS"``) finishes
+        as reads of it go by."""
         with self._lock:
             training_dataset = self._state.arn("cleanrooms-ml", f"training-dataset/{name}-data")
-            model = self._audience_models.add({"name": name, "trainingDatasetArn": training_dataset, **(request or {})})
+            model = self._audience_models.add(
+                {"name": name, "trainingDatasetArn": training_dataset, **(request or {})}, arn
+            )
             model.status = status
             return model.arn
+
+    def assume_trained_audience_model(self, arn: str) -> bool:
+        """An audience model a template names by its ARN (made outside the stack) is put in place ACTIVE, unless
+        this endpoint holds it already: an assumption of the rehearsal, which cannot see the account. True when
+        it was put in place now."""
+        with self._lock:
+            if arn in self._state.audience_models:
+                return False
+            self.add_audience_model(arn.rsplit("/", 1)[-1], arn=arn)
+            return True
 
     def remove_audience_model(self, arn_or_name: str) -> None:
         """The audience model disappears at once, as if deleted out of band."""
