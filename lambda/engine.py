@@ -33,6 +33,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import specs
+import watcher
 from botocore.exceptions import ClientError
 from specs import SELF_ARN, ResourceSpec
 
@@ -84,6 +85,8 @@ class Request(NamedTuple):
     #: On an Update: the properties CloudFormation had before (None when they no longer decode).
     previous: dict[str, Any] | None = None
     event: dict[str, Any] = {}
+    #: On an Update: the control properties CloudFormation had before (None when they no longer decode).
+    previous_control: Control | None = None
 
     @property
     def name(self) -> str:
@@ -153,6 +156,7 @@ def create(req: Request) -> Created:
 
 def _create(req: Request) -> Created:
     spec, desired = req.spec, req.desired or {}
+    _require_ready(req, desired)
     try:
         response = service.call(spec.service, req.region, spec.create, **_create_request(spec, desired, req.digest()))
     except ClientError as error:
@@ -204,6 +208,25 @@ def _adopt(req: Request, just_created: bool = False) -> Created:
     if not just_created:
         LOG.info("adopted %s %s, created by an earlier attempt of this request", spec.noun, handle)
     return Created(handle)
+
+
+def _require_ready(req: Request, request: dict[str, Any]) -> None:
+    """The resource the spec ``requires`` (the audience model of a configured one) must be ready: what the service
+    does with one that is not is undocumented, so it is never asked. Its errors come back as they are (a transient
+    one is tried again on a later poll)."""
+    required = req.spec.requires
+    if required is None or request.get(required.member) is None:
+        return
+    arn = str(request[required.member])
+    description = service.describe(required.spec, arn)
+    if description is None:
+        raise ResourceError(
+            f"the {required.spec.noun} {arn} ({required.member}) does not exist (deleted, or another account's or "
+            f"region's?): create it, or correct {required.member}, and deploy again"
+        )
+    status = _status(required.spec, description)
+    if status not in required.spec.statuses.active:
+        raise ResourceError(f"the {required.spec.noun} {arn} is {status}: {required.advice}")
 
 
 def _status(spec: ResourceSpec, description: dict[str, Any]) -> str:
@@ -508,6 +531,7 @@ def _poll_created(req: Request) -> dict[str, Any]:
     ):
         if not _attached(req, handle, previous=None):
             return _still_waiting(req, f"the {spec.noun}'s attachments changed meanwhile")
+        _start_watcher(req, handle)  # a new resource: whoever waits for it beyond this step is told when it is ready
         return {"IsComplete": True, "PhysicalResourceId": handle, "Data": properties.attributes(spec, description)}
     if status in spec.statuses.create_failed:
         details = description.get(spec.statuses.details) or {}
@@ -544,6 +568,8 @@ def _poll_updated(req: Request) -> dict[str, Any]:
         # Deleted outside CloudFormation (the model owner may delete a job): nothing to update. Failing would
         # fail the rollback's Update back as well; the Status attribute says what happened.
         LOG.warning("%s %s no longer exists; the update changed nothing", spec.noun, req.physical_id)
+        if handle is not None and _signal_url_changed(req):
+            _start_watcher(req, handle)  # it signals the new WaitCondition that the resource is gone
         missing = {spec.arn_member: handle or "", spec.described_name: req.name, spec.statuses.member or "": NOT_FOUND}
         return {"IsComplete": True, "Data": properties.attributes(spec, missing)}
     changed = _update_in_place(req, handle)
@@ -552,7 +578,28 @@ def _poll_updated(req: Request) -> dict[str, Any]:
         return _still_waiting(req, f"the {spec.noun}'s attachments changed meanwhile")
     if changed:
         description = service.describe(spec, handle, req.desired) or description
+    if _signal_url_changed(req):
+        _start_watcher(req, handle)  # a new WaitCondition (wait_for_completion turned on) waits for this resource
     return {"IsComplete": True, "Data": properties.attributes(spec, description)}
+
+
+def _signal_url_changed(req: Request) -> bool:
+    """Whether an in-place Update brings a SignalUrl the old properties did not have (a tags-only update does not).
+    Old control properties that no longer decode count as changed: a start that is not needed starts nothing."""
+    if req.control.signal_url is None:
+        return False
+    return req.previous_control is None or req.previous_control.signal_url != req.control.signal_url
+
+
+def _start_watcher(req: Request, handle: str) -> None:
+    """Start the watcher that signals ``SignalUrl`` once the resource is ready (the step itself never waits for
+    that). Its errors come back as they are: a transient one makes the caller poll again, until the deadline."""
+    if req.control.signal_url is None:
+        return
+    try:
+        watcher.start(handle, req.control.signal_url, req.logical_id, req.control.signal_timeout_seconds)
+    except watcher.WatcherError as error:
+        raise ResourceError(str(error)) from None
 
 
 def _update_in_place(req: Request, handle: str) -> bool:
@@ -569,6 +616,8 @@ def _update_in_place(req: Request, handle: str) -> bool:
     }
     if not params:
         return False
+    if spec.requires is not None and spec.requires.member in params:
+        _require_ready(req, desired)
     service.call(
         spec.service, service.region_of(handle), spec.update.operation, **service.key_params(spec, handle), **params
     )

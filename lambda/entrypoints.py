@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import engine
+import watcher
 from specs import EVENT_OVERHEAD_BYTES, MAX_PROPERTIES_BYTES, SPECS, STEP_FUNCTIONS_INPUT_LIMIT, ResourceSpec
 
 import model_rules
@@ -65,6 +66,11 @@ def _checked(event: Any) -> tuple[str, str, ResourceSpec, service.Home]:
 def _decoded(spec: ResourceSpec, event: dict[str, Any], key: str) -> tuple[dict[str, Any], properties.Control]:
     """The typed request with its name, and the control properties, of ``event[key]``."""
     raw, control = properties.split(event.get(key))
+    if control.signal_url is not None and not spec.signals_when_ready:
+        raise properties.PropertyError(
+            f"{properties.SIGNAL_URL} is for resources a WaitCondition waits for (audience models), not for an "
+            f"{spec.noun}"
+        )
     attached = {a.member: service.input_shape(spec.service, a.put).members[a.member] for a in spec.attachments}
     request = properties.decode_request(spec, raw, service.input_shape(spec.service, spec.create), attached)
     name_max = int(service.input_shape(spec.service, spec.create).members[spec.name].metadata.get("max", 63))
@@ -72,6 +78,14 @@ def _decoded(spec: ResourceSpec, event: dict[str, Any], key: str) -> tuple[dict[
         properties.with_name(spec, request, control, str(event["StackId"]), str(event["LogicalResourceId"]), name_max),
         control,
     )
+
+
+def _lenient_control(raw: Any) -> properties.Control | None:
+    """Control properties that only help (a Delete's, an Update's old ones): None when they no longer decode."""
+    try:
+        return properties.split(raw)[1]
+    except properties.PropertyError:
+        return None
 
 
 def _lenient(spec: ResourceSpec, event: dict[str, Any], key: str) -> dict[str, Any] | None:
@@ -85,14 +99,13 @@ def _lenient(spec: ResourceSpec, event: dict[str, Any], key: str) -> dict[str, A
 def _request(event: dict[str, Any]) -> engine.Request:
     request_type, logical_id, spec, home = _checked(event)
     if request_type == "Delete":
-        try:
-            control = properties.split(event.get("ResourceProperties"))[1]
-        except properties.PropertyError:
-            control = properties.Control()  # a Delete goes through whatever its properties say
+        # A Delete goes through whatever its properties say.
+        control = _lenient_control(event.get("ResourceProperties")) or properties.Control()
         desired = _lenient(spec, event, "ResourceProperties")
     else:
         desired, control = _decoded(spec, event, "ResourceProperties")
     previous = _lenient(spec, event, "OldResourceProperties") if request_type == "Update" else None
+    previous_control = _lenient_control(event.get("OldResourceProperties")) if request_type == "Update" else None
     return engine.Request(
         spec=spec,
         request_type=request_type,
@@ -104,6 +117,7 @@ def _request(event: dict[str, Any]) -> engine.Request:
         control=control,
         previous=previous,
         event=event,
+        previous_control=previous_control,
     )
 
 
@@ -158,3 +172,9 @@ def is_complete(event: Any) -> dict[str, Any]:
             "and of its region; refusing to read or delete it"
         )
     return engine.poll(req)
+
+
+def watch(event: Any, context: Any = None) -> dict[str, Any]:
+    """The watcher state machine's task: read the audience model once, signal its WaitCondition when it is done
+    (``watcher.watch``). Its own Lambda function, in the same asset."""
+    return watcher.watch(event)

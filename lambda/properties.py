@@ -10,13 +10,21 @@ must be replaced even when the members that changed were deploy-time tokens.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import re
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import specs
-from specs import CLOUDFORMATION_LIMIT_SECONDS, MAX_TIMEOUT_SECONDS, REQUEST_TAG, ResourceSpec
+from specs import (
+    CLOUDFORMATION_LIMIT_SECONDS,
+    MAX_TIMEOUT_SECONDS,
+    REQUEST_TAG,
+    WAIT_CONDITION_LIMIT_SECONDS,
+    ResourceSpec,
+)
 
 import model_rules
 
@@ -30,8 +38,21 @@ TIMEOUT_SECONDS = "TimeoutSeconds"
 NAME_PREFIX = "NamePrefix"
 #: Accepted from templates of 0.1.0 and ignored: CloudFormation's DeletionPolicy decides what is kept.
 LEGACY_REMOVAL_POLICY = "RemovalPolicy"
+#: The URL of a WaitConditionHandle (a presigned S3 URL: a credential) that a watcher signals once the resource is
+#: ready, and how long the WaitCondition waits for it. Only for a type whose spec says ``signals_when_ready``.
+SIGNAL_URL = "SignalUrl"
+SIGNAL_TIMEOUT_SECONDS = "SignalTimeoutSeconds"
 CONTROL_KEYS = frozenset(
-    {SERVICE_TOKEN, SERVICE_TIMEOUT, WAIT_FOR_COMPLETION, TIMEOUT_SECONDS, NAME_PREFIX, LEGACY_REMOVAL_POLICY}
+    {
+        SERVICE_TOKEN,
+        SERVICE_TIMEOUT,
+        WAIT_FOR_COMPLETION,
+        TIMEOUT_SECONDS,
+        NAME_PREFIX,
+        LEGACY_REMOVAL_POLICY,
+        SIGNAL_URL,
+        SIGNAL_TIMEOUT_SECONDS,
+    }
 )
 
 #: CloudFormation accepts a response body of 4,096 bytes; the attributes get this much of it.
@@ -51,6 +72,9 @@ class Control(NamedTuple):
     wait_for_completion: bool = True
     timeout_seconds: int = MAX_TIMEOUT_SECONDS
     name_prefix: str | None = None
+    #: Where the watcher signals readiness (None: nobody waits for it beyond this step).
+    signal_url: str | None = None
+    signal_timeout_seconds: int = WAIT_CONDITION_LIMIT_SECONDS
 
 
 def split(properties: Any) -> tuple[dict[str, Any], Control]:
@@ -59,17 +83,57 @@ def split(properties: Any) -> tuple[dict[str, Any], Control]:
         raise PropertyError("ResourceProperties must be an object")
     request = {k: v for k, v in properties.items() if k not in CONTROL_KEYS}
     wait = _flag(properties.get(WAIT_FOR_COMPLETION, "true"), WAIT_FOR_COMPLETION)
-    timeout_raw = properties.get(TIMEOUT_SECONDS, str(MAX_TIMEOUT_SECONDS))
-    try:
-        timeout = int(str(timeout_raw))
-    except ValueError:
-        raise PropertyError(f"{TIMEOUT_SECONDS} must be a whole number of seconds") from None
-    if not 1 <= timeout <= CLOUDFORMATION_LIMIT_SECONDS:
-        raise PropertyError(f"{TIMEOUT_SECONDS} must be between 1 and {CLOUDFORMATION_LIMIT_SECONDS}")
+    timeout = _whole_seconds(
+        properties.get(TIMEOUT_SECONDS, str(MAX_TIMEOUT_SECONDS)), TIMEOUT_SECONDS, CLOUDFORMATION_LIMIT_SECONDS
+    )
     prefix = properties.get(NAME_PREFIX)
     if prefix is not None and (not isinstance(prefix, str) or not prefix.strip("-")):
         raise PropertyError(f"{NAME_PREFIX} must be a non-empty string")
-    return request, Control(wait, min(timeout, MAX_TIMEOUT_SECONDS), prefix)
+    signal_url = properties.get(SIGNAL_URL)
+    if signal_url is not None:
+        signal_url = checked_signal_url(signal_url, SIGNAL_URL)
+    signal_timeout = _whole_seconds(
+        properties.get(SIGNAL_TIMEOUT_SECONDS, str(WAIT_CONDITION_LIMIT_SECONDS)),
+        SIGNAL_TIMEOUT_SECONDS,
+        WAIT_CONDITION_LIMIT_SECONDS,
+    )
+    return request, Control(wait, min(timeout, MAX_TIMEOUT_SECONDS), prefix, signal_url, signal_timeout)
+
+
+def _whole_seconds(value: Any, name: str, maximum: int) -> int:
+    try:
+        seconds = int(str(value))
+    except ValueError:
+        raise PropertyError(f"{name} must be a whole number of seconds") from None
+    if not 1 <= seconds <= maximum:
+        raise PropertyError(f"{name} must be between 1 and {maximum}")
+    return seconds
+
+
+def checked_signal_url(value: Any, name: str) -> str:
+    """A URL a signal may be PUT to: https, or http to this host (the rehearsal's local stand-in of a
+    WaitConditionHandle). The value is a credential: messages never repeat it."""
+    if not isinstance(value, str):
+        raise PropertyError(f"{name} must be a URL string (a WaitConditionHandle's Ref)")
+    try:
+        parts = urllib.parse.urlsplit(value)
+        host = parts.hostname
+    except ValueError:
+        raise PropertyError(f"{name} is not a valid URL (its value is not shown: it is a credential)") from None
+    if not host or (parts.scheme != "https" and not (parts.scheme == "http" and _loopback(host))):
+        raise PropertyError(
+            f"{name} must be an https URL (a WaitConditionHandle's Ref); its value is not shown: it is a credential"
+        )
+    return value
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _flag(value: Any, name: str) -> bool:

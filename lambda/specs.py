@@ -71,6 +71,17 @@ class Attachment(NamedTuple):
     existence: str
 
 
+class Requirement(NamedTuple):
+    """Another resource that must be ready before this one is created from it (or updated to point at it): the
+    request member holding its ARN, and its type (read with that spec's read call; ready: its ``active`` statuses).
+    The service's behaviour with a resource that is not ready is undocumented, so it is never relied on."""
+
+    member: str
+    spec: ResourceSpec
+    #: What the user can do about a resource that is not ready (the end of the message).
+    advice: str
+
+
 #: In an attachment (a resource policy), the ARN of the resource it belongs to.
 SELF_ARN = "${cdk-cleanrooms-ml:self-arn}"
 
@@ -128,6 +139,11 @@ class ResourceSpec(NamedTuple):
     dependents: str = "a resource that depends on it"
     #: The GetAtt attributes, each from a member of the description (dotted path); missing members read as "".
     attributes: tuple[tuple[str, str], ...] = ()
+    #: Checked before the create call, and before an update that changes the member: see ``Requirement``.
+    requires: Requirement | None = None
+    #: Whether the resource may carry ``SignalUrl``: once a step completes, a watcher (``watcher.py``) signals
+    #: that URL when the resource is ready, however long after the custom resource's hour that is.
+    signals_when_ready: bool = False
 
 
 AUDIENCE_GENERATION_JOB = ResourceSpec(
@@ -211,6 +227,7 @@ AUDIENCE_MODEL = ResourceSpec(
     # fragment is kept too, whichever spelling the service's quotaName uses.
     waited_quotas=("pending or in progress", "pending/in progress"),
     dependents="a configured audience model that uses it",
+    signals_when_ready=True,
     attributes=(
         ("AudienceModelArn", "audienceModelArn"),
         ("Name", "name"),
@@ -271,6 +288,12 @@ CONFIGURED_AUDIENCE_MODEL = ResourceSpec(
         ),
     ),
     dependents="an audience generation job that uses it (a job of another account included)",
+    requires=Requirement(
+        "audienceModelArn",
+        AUDIENCE_MODEL,
+        "a configured audience model needs an ACTIVE one (training takes hours to days); deploy again once it is "
+        "ACTIVE, or declare the AudienceModel with wait_for_completion=True",
+    ),
     attributes=(
         ("ConfiguredAudienceModelArn", "configuredAudienceModelArn"),
         ("Name", "name"),
@@ -335,6 +358,8 @@ CLOUDFORMATION_LIMIT_SECONDS = 3600
 HANDLER_MARGIN_SECONDS = 300
 #: The longest a deploy step waits for a resource (55 minutes).
 MAX_TIMEOUT_SECONDS = CLOUDFORMATION_LIMIT_SECONDS - HANDLER_MARGIN_SECONDS
+#: An AWS::CloudFormation::WaitCondition waits at most 12 hours (its Timeout's maximum).
+WAIT_CONDITION_LIMIT_SECONDS = 43_200
 #: Step Functions refuses an execution input over 256 KB; the Provider framework's input is the whole event.
 STEP_FUNCTIONS_INPUT_LIMIT = 262_144
 #: Room kept in that input for what is not properties: the presigned ResponseURL, ids, on_event's answer.

@@ -14,7 +14,15 @@ from cdk_cleanrooms_ml import handler_asset
 from tests.helpers import job, provider_template, stack
 
 ROOT = Path(__file__).resolve().parent.parent
-HANDLER_FILES = {"engine.py", "entrypoints.py", "model_rules.py", "properties.py", "service.py", "specs.py"}
+HANDLER_FILES = {
+    "engine.py",
+    "entrypoints.py",
+    "model_rules.py",
+    "properties.py",
+    "service.py",
+    "specs.py",
+    "watcher.py",
+}
 
 
 def _asset_keys() -> set[str]:
@@ -31,7 +39,8 @@ def test_asset_holds_the_handler_and_the_service_model_and_nothing_else() -> Non
     files = {str(p.relative_to(staged)) for p in staged.rglob("*") if p.is_file()}
     models = {f for f in files if f.startswith("models/")}
     assert files - models == HANDLER_FILES
-    # One model per service the handler calls: Clean Rooms ML, and Clean Rooms for model associations.
+    # One model per service the handler calls: Clean Rooms ML, and Clean Rooms for model associations (Step Functions'
+    # StartExecution, which starts the audience model watcher, is in every runtime's boto3).
     assert {m.split("/")[1] for m in models} == {"cleanroomsml", "cleanrooms"} and len(models) == 2
     assert all(m.endswith("/service-2.json") for m in models)
     (model,) = [m for m in models if m.startswith("models/cleanroomsml/")]

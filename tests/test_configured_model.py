@@ -319,6 +319,7 @@ def test_the_handler_may_create_only_from_the_given_models_and_pass_only_the_des
     assert create["Action"] == [
         "cleanrooms-ml:CreateConfiguredAudienceModel",
         "cleanrooms-ml:UpdateConfiguredAudienceModel",
+        "cleanrooms-ml:GetAudienceModel",  # it must be ACTIVE
     ]
     assert create["Resource"] == [AUDIENCE_MODEL_ARN, OTHER_AUDIENCE_MODEL_ARN]
     manage = statements["ManageConfiguredModels"]

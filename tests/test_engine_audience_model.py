@@ -8,6 +8,7 @@ takes hours (the user guide: up to 24 hours, or "several hours to 2 days"): here
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import engine
@@ -17,14 +18,18 @@ from specs import REQUEST_TAG
 import entrypoints
 from cdk_cleanrooms_ml.rehearsal.endpoint import Endpoint
 from tests.helpers import ACCOUNT, REGION
-from tests.test_engine_pipeline import MODEL, deploy, endpoint, model_props, mutations, typed, update
-
-__all__ = ["endpoint"]  # the fixture, shared with the pipeline's engine tests
+from tests.test_engine_pipeline import MODEL, deploy, local_endpoint, model_props, mutations, typed, update
 
 AUDIENCE_MODEL = "Custom::CleanRoomsMlAudienceModel"
 DATASET_ARN = f"arn:aws:cleanrooms-ml:{REGION}:{ACCOUNT}:training-dataset/interactions"
 KMS_KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 PREFIX = "Test-Lookalike"
+
+
+@pytest.fixture
+def endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[Endpoint]:
+    with local_endpoint(monkeypatch) as started:
+        yield started
 
 
 def props(**changes: Any) -> dict[str, Any]:
@@ -235,17 +240,63 @@ def test_a_model_deleted_out_of_band_is_a_delete_that_succeeds_and_an_update_tha
 # -- With a configured audience model of the same stack ---------------------------------------------
 
 
-def test_a_configured_model_on_a_model_in_training_waits_under_a_misleading_reason(endpoint: Endpoint) -> None:
-    """The endpoint answers ConflictException for a model that is not ACTIVE (an assumption); the engine takes
-    any ConflictException of a create for a name in use, so it polls again until the model is trained (and would
-    time out saying the name is in use by a resource that is not listed)."""
+def test_a_configured_model_on_a_model_in_training_is_refused_before_any_create(endpoint: Endpoint) -> None:
+    """Whether the service accepts a model that is not ACTIVE is undocumented: the handler never asks it."""
     endpoint.set_training_reads(f"{PREFIX}-*", 50)
     audience_model = started(typed(AUDIENCE_MODEL, "Create", props()))["PhysicalResourceId"]
-    merged = started(typed(MODEL, "Create", model_props(audienceModelArn=audience_model)))
-    assert merged["PhysicalResourceId"].startswith(engine.PENDING_PREFIX)
-    assert entrypoints.is_complete(merged) == {"IsComplete": False}
-    assert endpoint.count("CreateConfiguredAudienceModel", error="ConflictException") == 2
+    with pytest.raises(engine.ResourceError) as raised:
+        entrypoints.on_event(typed(MODEL, "Create", model_props(audienceModelArn=audience_model)))
+    assert str(raised.value) == (
+        f"the audience model {audience_model} is CREATE_PENDING: a configured audience model needs an ACTIVE one "
+        "(training takes hours to days); deploy again once it is ACTIVE, or declare the AudienceModel with "
+        "wait_for_completion=True"
+    )
+    assert endpoint.count("CreateConfiguredAudienceModel") == 0 and endpoint.configured_models() == []
+
+
+def test_a_configured_model_on_a_trained_model_reads_it_then_is_created(endpoint: Endpoint) -> None:
+    endpoint.set_training_reads(f"{PREFIX}-*", 50)
+    audience_model = started(typed(AUDIENCE_MODEL, "Create", props()))["PhysicalResourceId"]
     endpoint.set_training_reads(f"{PREFIX}-*", 0)
     train(endpoint, audience_model)
+    before = len(endpoint.calls)
+    done = deploy(typed(MODEL, "Create", model_props(audienceModelArn=audience_model)))
+    operations = [c.operation for c in endpoint.calls[before:]]
+    assert operations[:2] == ["GetAudienceModel", "CreateConfiguredAudienceModel"]
+    assert endpoint.configured_model(done["PhysicalResourceId"])["audienceModelArn"] == audience_model  # type: ignore[index]
+
+
+def test_a_configured_model_on_a_missing_model_is_refused_naming_it(endpoint: Endpoint) -> None:
+    missing = f"arn:aws:cleanrooms-ml:{REGION}:{ACCOUNT}:audience-model/gone"
+    with pytest.raises(engine.ResourceError, match=f"the audience model {missing} \\(audienceModelArn\\) does not"):
+        entrypoints.on_event(typed(MODEL, "Create", model_props(audienceModelArn=missing)))
+    assert endpoint.count("CreateConfiguredAudienceModel") == 0
+
+
+def test_reading_the_model_throttled_leaves_the_create_pending_until_a_later_poll(endpoint: Endpoint) -> None:
+    audience_model = endpoint.add_audience_model("trained")
+    endpoint.throttle("GetAudienceModel", 1)
+    merged = started(typed(MODEL, "Create", model_props(audienceModelArn=audience_model)))
+    assert merged["PhysicalResourceId"].startswith(engine.PENDING_PREFIX)
+    assert endpoint.count("CreateConfiguredAudienceModel") == 0
     done = deploy(merged)
     assert endpoint.configured_model(done["PhysicalResourceId"])["audienceModelArn"] == audience_model  # type: ignore[index]
+
+
+def test_an_update_to_a_model_in_training_is_refused_and_one_to_a_trained_model_is_made(endpoint: Endpoint) -> None:
+    first = endpoint.add_audience_model("first")
+    training = endpoint.add_audience_model("second", status="CREATE_IN_PROGRESS")
+    endpoint.set_training_reads("second", 50)
+    old = model_props(audienceModelArn=first)
+    arn = deploy(typed(MODEL, "Create", old))["PhysicalResourceId"]
+    new = model_props(audienceModelArn=training)
+    with pytest.raises(engine.ResourceError, match=f"the audience model {training} is CREATE_IN_PROGRESS: a conf"):
+        deploy(update(MODEL, new, old, arn))
+    assert endpoint.count("UpdateConfiguredAudienceModel") == 0
+    endpoint.set_training_reads("second", 0)
+    train(endpoint, training)
+    deploy(update(MODEL, new, old, arn))
+    assert endpoint.configured_model(arn)["audienceModelArn"] == training  # type: ignore[index]
+    before = len(endpoint.calls)  # a tags-only update does not read the model
+    deploy(update(MODEL, model_props(audienceModelArn=training, tags={"a": "b"}), new, arn))
+    assert "GetAudienceModel" not in [c.operation for c in endpoint.calls[before:]]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import engine
@@ -29,8 +30,9 @@ MEMBERSHIP = "5b7d0f2a-8c1e-4c3a-9e6f-1a2b3c4d5e6f"
 PARTNER = "444455556666"
 
 
-@pytest.fixture
-def endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[Endpoint]:
+@contextmanager
+def local_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[Endpoint]:
+    """An endpoint the handler's clients call (one try per call: a fault is seen at once)."""
     with Endpoint(reads_until_active=1, reads_until_deleted=1) as started:
         for key, value in started.environment().items():
             monkeypatch.setenv(key, value)
@@ -38,6 +40,14 @@ def endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[Endpoint]:
         service.reset_clients()
         yield started
         service.reset_clients()
+
+
+@pytest.fixture
+def endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[Endpoint]:
+    with local_endpoint(monkeypatch) as started:
+        # The trained audience model the configured models are made from (the handler reads it first).
+        started.add_audience_model("interactions", arn=AUDIENCE_MODEL_ARN)
+        yield started
 
 
 def typed(resource_type: str, request_type: str, properties: dict[str, Any], **extra: Any) -> dict[str, Any]:

@@ -60,6 +60,8 @@ _ACTIONS: dict[str, tuple[str, ...]] = {
     "CreateConfiguredModelsFromTheseModels": (
         "cleanrooms-ml:CreateConfiguredAudienceModel",
         "cleanrooms-ml:UpdateConfiguredAudienceModel",
+        # The handler reads the audience model first: it must be ACTIVE (specs.Requirement).
+        "cleanrooms-ml:GetAudienceModel",
     ),
     "ManageConfiguredModels": (
         "cleanrooms-ml:GetConfiguredAudienceModel",

@@ -54,9 +54,26 @@ def _exists(endpoint: Any, spec: Any, physical_id: str) -> dict[str, Any] | None
         "audience generation job": lambda: endpoint.job(physical_id),
         "audience export job": lambda: next((e for e in endpoint.exports(job_arn) if e["name"] == export_name), None),
         "configured audience model": lambda: endpoint.configured_model(physical_id),
+        "audience model": lambda: endpoint.audience_model(physical_id),
         "configured audience model association": lambda: endpoint.association(physical_id),
     }
     return lookups[spec.noun]()
+
+
+#: What an audience model may be after its create when the stack does not wait for its training (the custom
+#: resource answers once CreateAudienceModel succeeded; a WaitCondition, when there is one, waits for ACTIVE).
+_TRAINING = ("CREATE_PENDING", "CREATE_IN_PROGRESS")
+WAIT_CONDITION = "AWS::CloudFormation::WaitCondition"
+
+
+def _wait_conditions(outcome: Outcome) -> list[str]:
+    """One line per wait condition of the operation: how it ended (its Data, or its failure's reason)."""
+    lines = []
+    for result in outcome.results:
+        if result.resource_type == WAIT_CONDITION and not result.rollback:
+            how = f"Data={result.data.get('Data')}" if result.status == "SUCCESS" else result.reason
+            lines.append(f"    {result.logical_id}: wait condition {result.action} {result.status}: {how}")
+    return lines
 
 
 def _read_back(endpoint: Any, spec: Any, physical_id: str) -> str:
@@ -103,8 +120,11 @@ def rehearse(cdk_out: str, stack: str | None, reads: int, real_time: bool) -> in
 
             print("\n--- 1. create, in dependency order (is_complete polls until each is ready) ---", flush=True)
             created = rehearsal.create()
+            for line in _wait_conditions(created):
+                print(line, flush=True)
             if not _check(created, "create"):
                 return 1
+            waits = bool(rehearsal.logical_ids(WAIT_CONDITION))
             physical: dict[str, str] = {}
             for logical_id, type_name in type_of.items():
                 result = created.result(logical_id, "Create")
@@ -114,8 +134,15 @@ def rehearse(cdk_out: str, stack: str | None, reads: int, real_time: bool) -> in
                 for metric in ("RecallMetric", "RelevanceMetrics", "OutputLocation", "CollaborationId"):
                     if metric in result.data:
                         print(f"      {metric}={result.data[metric]}", flush=True)
-                missing = _exists(endpoint, kinds[type_name], result.physical_id) is None
-                if missing or status not in (None, "ACTIVE"):
+                held = _exists(endpoint, kinds[type_name], result.physical_id)
+                missing = held is None
+                if kinds[type_name].noun == "audience model":
+                    # Its Status is what it was when the create answered; a wait condition waited for ACTIVE since.
+                    status = str((held or {}).get("status"))
+                    ready = status == "ACTIVE" or (not waits and status in _TRAINING)
+                else:
+                    ready = status in (None, "ACTIVE")
+                if missing or not ready:
                     print(f"==> the {kinds[type_name].noun} {logical_id} is not ready after create", flush=True)
                     return 1
 
@@ -129,6 +156,8 @@ def rehearse(cdk_out: str, stack: str | None, reads: int, real_time: bool) -> in
                 return {**properties, member: {**(properties.get(member) or {}), "rehearsal": "tags-update"}}
 
             updated = rehearsal.update(change=retag)
+            for line in _wait_conditions(updated):
+                print(line, flush=True)
             if not _check(updated, "update"):
                 return 1
             for logical_id, type_name in type_of.items():

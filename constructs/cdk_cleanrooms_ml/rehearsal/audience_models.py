@@ -3,10 +3,14 @@
 What the documentation says (``docs/audience_model_research.md`` has the sources):
 
 * Create answers the new ARN (``arn:<partition>:cleanrooms-ml:<region>:<account>:audience-model/<uuid>``).
-  Names are unique per account, also while a model is being deleted (ConflictException). The training
-  dataset is taken on trust: this endpoint keeps no training datasets.
+  Names are unique per account, also while a model is being deleted (ConflictException). A training
+  dataset the endpoint knows (``Endpoint.add_training_dataset``: a rehearsal registers the stack's) must be
+  ACTIVE (ValidationException otherwise); one it knew and that was removed is ResourceNotFoundException; any
+  other ARN is taken on trust.
 * A model is CREATE_PENDING, then CREATE_IN_PROGRESS (training), then ACTIVE, or CREATE_FAILED with
-  ``statusDetails``: one step per GetAudienceModel read of that model (``reads_until_active`` reads see it
+  ``statusDetails``. With ``training_seconds`` set, over time (the endpoint's clock, which a rehearsal
+  simulates): CREATE_PENDING for the first ``PENDING_SHARE`` of it, then CREATE_IN_PROGRESS until it has
+  passed. Otherwise one step per GetAudienceModel read of that model (``reads_until_active`` reads see it
   unfinished; ``set_reads`` and ``fail`` script one model by name or glob pattern). A listing shows the status
   without moving it. A deleted model is DELETE_PENDING, then DELETE_IN_PROGRESS, then gone
   (ResourceNotFoundException) after ``reads_until_deleted`` reads.
@@ -32,7 +36,6 @@ What no source says, taken as an assumption and made a setting:
 from __future__ import annotations
 
 import copy
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,6 +49,8 @@ __all__ = ["PENDING_MODELS_QUOTA", "UNTRAINED_ANSWERS", "AudienceModel", "Audien
 PENDING_MODELS_QUOTA = "Pending/in progress audience models per customer"
 #: What configuring a model that is not ACTIVE answers, and what deleting one in training answers.
 UNTRAINED_ANSWERS = ("accept", "ConflictException", "ValidationException")
+#: The share of ``training_seconds`` a model is CREATE_PENDING before CREATE_IN_PROGRESS (no source says).
+PENDING_SHARE = 0.05
 #: Members of the create request that a read echoes as they were given.
 _ECHOED = ("trainingDatasetArn", "trainingDataStartTime", "trainingDataEndTime", "kmsKeyArn", "description")
 
@@ -91,6 +96,7 @@ class AudienceModels:
         quota: int,
         delete_while_training: str = "accept",
         untrained_configuration: str = "ConflictException",
+        training_seconds: float | None = None,
     ) -> None:
         for setting, value in (
             ("delete_while_training", delete_while_training),
@@ -105,6 +111,7 @@ class AudienceModels:
         self.quota = quota
         self.delete_while_training = delete_while_training
         self.untrained_configuration = untrained_configuration
+        self.training_seconds = training_seconds
         self.failures: dict[str, tuple[str, str]] = {}
         self.reads_by_name: dict[str, int] = {}
 
@@ -150,12 +157,13 @@ class AudienceModels:
     # ----------------------------------------------------------------------------------------------
     # The operations
 
-    def add(self, request: dict[str, Any]) -> AudienceModel:
-        """A new model from a (validated) create request, without the name and quota checks."""
+    def add(self, request: dict[str, Any], arn: str | None = None) -> AudienceModel:
+        """A new model from a (validated) create request, without the name and quota checks (``arn``: its ARN, for
+        one put in place under an ARN a template names)."""
         name = str(request["name"])
-        now = time.time()
+        now = self.state.now()
         model = AudienceModel(
-            arn=self.state.arn("cleanrooms-ml", f"audience-model/{uuid.uuid4()}"),
+            arn=arn or self.state.arn("cleanrooms-ml", f"audience-model/{uuid.uuid4()}"),
             name=name,
             request={k: copy.deepcopy(v) for k, v in request.items() if k not in ("name", "tags")},
             created=now,
@@ -174,10 +182,32 @@ class AudienceModels:
             raise ServiceError(
                 "ConflictException", f"An audience model with name {name} already exists in this account"
             )
+        self._check_training_dataset(str(params.get("trainingDatasetArn", "")))
+        for model in list(self.state.audience_models.values()):
+            self._by_time(model)  # the quota counts the models still training now
         training = sum(1 for model in self.state.audience_models.values() if model.status in CREATING)
         if training >= self.quota:
             raise quota_error(PENDING_MODELS_QUOTA, self.quota)
         return {"audienceModelArn": self.add(params).arn}
+
+    def _check_training_dataset(self, arn: str) -> None:
+        status = self.state.training_datasets.get(arn)
+        if status is None and arn in self.state.removed_training_datasets:
+            raise ServiceError("ResourceNotFoundException", f"Training dataset {arn} does not exist")
+        if status is not None and status != "ACTIVE":
+            raise ServiceError("ValidationException", f"Training dataset {arn} is {status}: it must be ACTIVE")
+
+    def _by_time(self, model: AudienceModel) -> bool:
+        """With ``training_seconds``: the model's training status at the endpoint's time (True: time decides)."""
+        if self.training_seconds is None or model.status not in CREATING:
+            return self.training_seconds is not None
+        elapsed = self.state.now() - model.created
+        if elapsed >= self.training_seconds:
+            model.status = "CREATE_FAILED" if model.failure else "ACTIVE"
+            model.updated = model.created + self.training_seconds
+        elif elapsed >= self.training_seconds * PENDING_SHARE:
+            model.status = "CREATE_IN_PROGRESS"
+        return True
 
     def find(self, arn: str) -> AudienceModel:
         model = self.state.audience_models.get(arn)
@@ -188,9 +218,11 @@ class AudienceModels:
     def _advance(self, model: AudienceModel) -> None:
         """One read of the model: it moves one step along its life."""
         model.reads += 1
+        if self._by_time(model) and model.status not in DELETING:
+            return
         if model.status in CREATING:
             if model.reads > model.reads_until_done:
-                model.status, model.updated = ("CREATE_FAILED" if model.failure else "ACTIVE"), time.time()
+                model.status, model.updated = ("CREATE_FAILED" if model.failure else "ACTIVE"), self.state.now()
             elif model.reads > 1:
                 model.status = "CREATE_IN_PROGRESS"
         elif model.status in DELETING:
@@ -233,10 +265,12 @@ class AudienceModels:
                 self.delete_while_training, f"Audience model {model.arn} is {model.status}: it is still training"
             )
         if model.status not in DELETING:
-            model.status, model.reads, model.updated = "DELETE_PENDING", 0, time.time()
+            model.status, model.reads, model.updated = "DELETE_PENDING", 0, self.state.now()
         return {}
 
     def list(self, params: dict[str, Any]) -> dict[str, Any]:
+        for model in list(self.state.audience_models.values()):
+            self._by_time(model)  # a listing shows the status at this time, as reads do
         page, token = paginate(list(self.state.audience_models.values()), params, self.state.page_size)
         summaries = []
         for model in page:

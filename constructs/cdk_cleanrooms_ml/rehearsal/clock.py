@@ -30,6 +30,14 @@ class Clock:
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)
 
+    def wait(self, event: threading.Event, seconds: float) -> bool:
+        """Sleep until ``event`` is set or ``seconds`` have passed; returns whether the event is set."""
+        return event.wait(seconds)
+
+    def notify(self) -> None:
+        """Something a ``wait`` may be waiting for happened (real time: the event wakes the waiter itself)."""
+        return
+
     @contextmanager
     def participant(self) -> Iterator[None]:
         yield
@@ -94,6 +102,24 @@ class SimulatedClock(Clock):
             while self._now < wake:
                 self._cond.wait()
             self._sleeping.pop(ticket, None)
+
+    def wait(self, event: threading.Event, seconds: float) -> bool:
+        """A ``sleep`` that ends early, at the current simulated time, once ``event`` is set (by a thread that
+        then calls ``notify``): a wait condition's timeout is a wake-up like any other, a signal cuts it short."""
+        with self._cond:
+            self._ticket += 1
+            ticket = self._ticket
+            wake = self._now + seconds
+            self._sleeping[ticket] = wake
+            self._advance()
+            while self._now < wake and not event.is_set():
+                self._cond.wait(0.05)  # the timeout: a setter that forgot notify() still gets seen
+            self._sleeping.pop(ticket, None)
+        return event.is_set()
+
+    def notify(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
 
     @contextmanager
     def idle(self) -> Iterator[None]:

@@ -33,6 +33,14 @@ What it plays:
   in any of them. Steps and results name a nested resource ``<nested stack logical id>/<logical id>``.
 * The Provider framework is aws-cdk-lib's own code from the asset, run under Node.js; ``framework.py``
   plays what it calls: Lambda, the waiter state machine, and CloudFormation's end of the response.
+* Step Functions: the handlers' ``AWS_ENDPOINT_URL_SFN`` points at a local stand-in (``step_functions.py``) whose
+  StartExecution runs the template's state machine (the audience model's watcher) in a background thread on the
+  rehearsal's clock; ``executions()`` lists them with their outcome, ``close()`` stops those still running.
+* Wait conditions (``wait_conditions.py``): a WaitConditionHandle's Ref is a URL of the same local server; a
+  WaitCondition waits, in the rehearsal's clock, for its Count SUCCESS signals, fails on a FAILURE signal or
+  at its Timeout, and then the stack rolls back as for any failed resource.
+* ``AWS::CleanRoomsML::TrainingDataset`` exists on paper with a training-dataset ARN, registered with the
+  endpoint (``Endpoint.add_training_dataset``) while the stack has it; any change of its properties replaces it.
 * Time: by default the waits between polls are simulated (``real_time=False``); pass ``real_time=True``
   to sleep for real, e.g. to reach the handler's own timeout, which reads the real clock.
 """
@@ -40,6 +48,7 @@ What it plays:
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import threading
 import time
@@ -51,14 +60,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from . import wait_conditions
 from .clock import Clock, SimulatedClock
 from .endpoint import Endpoint
-from .framework import CREATE_FAILED_MARKER, LambdaFunction, Provider, Response
+from .framework import CREATE_FAILED_MARKER, LambdaFunction, Provider, Response, _compact, _error_name
 from .framework_host import FrameworkFunction
-from .lambdas import FunctionSpec, WarmFunction
-from .state_machine import StateMachine
+from .lambdas import FunctionSpec, InvocationError, WarmFunction
+from .state_machine import StateMachine, TaskResult
+from .step_functions import ExecutionRecord, LocalCloud, Wiring
 from .template import (
     NESTED_STACK,
+    TRAINING_DATASET,
     Resolver,
     StackTemplate,
     TemplateError,
@@ -218,6 +230,13 @@ class Rehearsal:
         self._clock: Clock = Clock()
         self._thread = threading.local()  # .counted: this thread takes part in the simulated clock already
         self._started = time.monotonic()
+        # The endpoint's audience models train in the rehearsal's time (when training goes by time).
+        self._endpoint_clock = endpoint.clock
+        endpoint.clock = lambda: self._clock.epoch()
+        self._access_keys: dict[str, str] = {}  # a function's own access key -> its ARN (who calls Step Functions)
+        self.cloud = LocalCloud(
+            Wiring(self._state_machine, self._run_task, lambda: self._clock, self._authorize_states, self._report_at)
+        )
 
     @property
     def stack(self) -> StackTemplate:
@@ -242,7 +261,9 @@ class Rehearsal:
         self.close()
 
     def close(self) -> None:
-        """Stop the worker processes."""
+        """Stop the executions still running (ABORTED), the local server, then the worker processes."""
+        self.cloud.close()
+        self.endpoint.clock = self._endpoint_clock
         functions: list[LambdaFunction] = [*self.functions.values(), *self.framework_functions.values()]
         for function in functions:
             function.close()
@@ -262,6 +283,15 @@ class Rehearsal:
 
     def logical_ids(self, resource_type: str = JOB_TYPE) -> list[str]:
         return sorted(k for k, v in self.template.get("Resources", {}).items() if v.get("Type") == resource_type)
+
+    def executions(self) -> list[ExecutionRecord]:
+        """Every Step Functions execution the handlers started, in order: name, input, status, result."""
+        return list(self.cloud.executions.values())
+
+    def settle_executions(self, timeout: float = 30.0) -> bool:
+        """Wait (real time, at most ``timeout``) until no execution runs; returns whether none does. An execution
+        that outlives the operation that started it goes on in that operation's (simulated) timeline."""
+        return self.cloud.settle(timeout)
 
     def invocation_count(self) -> int:
         return sum(f.invocations for f in self.functions.values())
@@ -403,6 +433,9 @@ class Rehearsal:
             rollback_ok &= nested_ok
         for logical_id, old in stack.before.items():  # resources not custom are restored as they were
             if not is_custom(str(old.resource.get("Type", ""))):
+                now = stack.deployed.get(logical_id)
+                if now is not None and now.physical_id != old.physical_id:
+                    self._paper_delete(now)  # the replacement the update made goes
                 stack.deployed[logical_id] = old
         return rollback_ok
 
@@ -532,6 +565,8 @@ class Rehearsal:
                 return None
             if is_nested_stack(kind):
                 return lambda: self._nested(outcome, stack, logical_id, resource, action)
+            if kind == wait_conditions.CONDITION:
+                return lambda: self._wait_condition(outcome, stack, logical_id, resource, action)
             if not is_custom(kind):
                 self._paper(stack, logical_id, resource, action)
                 return None
@@ -609,11 +644,152 @@ class Rehearsal:
 
     def _paper(self, stack: _Stack, logical_id: str, resource: dict[str, Any], action: str) -> None:
         with self._lock:
-            if action == "Create" or logical_id not in stack.deployed:
-                physical, attributes = fake_physical(stack.definition, logical_id, resource)
+            current = stack.deployed.get(logical_id)
+            replaced = (
+                current is not None
+                and str(resource.get("Type")) in _REPLACED_ON_ANY_CHANGE
+                and current.resource.get("Properties") != resource.get("Properties")
+            )
+            if action == "Create" or current is None or replaced:
+                physical, attributes = self._paper_physical(stack, logical_id, resource)
                 stack.deployed[logical_id] = _Deployed(resource, physical, attributes)
+                if replaced:
+                    self._report(stack.qualified(logical_id), "cloudformation", f"replaced: {physical}")
             else:
-                stack.deployed[logical_id].resource = resource
+                current.resource = resource
+
+    def _paper_physical(self, stack: _Stack, logical_id: str, resource: dict[str, Any]) -> tuple[str, dict[str, str]]:
+        """A paper resource's physical id and attributes; a handle's URL is live, a training dataset is known to
+        the endpoint (as long as the stack has it)."""
+        kind = str(resource.get("Type"))
+        if kind == wait_conditions.HANDLE:
+            return self.cloud.handles.create(stack.qualified(logical_id)).url, {}
+        physical, attributes = fake_physical(stack.definition, logical_id, resource)
+        if kind == TRAINING_DATASET:
+            self.endpoint.add_training_dataset(physical)
+        return physical, attributes
+
+    def _paper_delete(self, deployed: _Deployed) -> None:
+        kind = str(deployed.resource.get("Type"))
+        if kind == wait_conditions.HANDLE:
+            self.cloud.handles.delete(deployed.physical_id)
+        elif kind == TRAINING_DATASET:
+            self.endpoint.remove_training_dataset(deployed.physical_id)
+
+    # ----------------------------------------------------------------------------------------------
+    # Wait conditions, and the Step Functions executions that signal them
+
+    def _wait_condition(
+        self, outcome: Outcome, stack: _Stack, logical_id: str, resource: dict[str, Any], action: str
+    ) -> Response:
+        """Create: wait (in the rehearsal's clock) for the handle's signals, or the Timeout. Update: nothing to do
+        when Count, Handle and Timeout stay as they are; changing them fails ("Updates aren't supported")."""
+        name = stack.qualified(logical_id)
+        self._report(name, "cloudformation", f"{action.upper()}_IN_PROGRESS")
+        properties = self._resolver(stack).resolve(resource.get("Properties", {}))
+        previous = stack.deployed.get(logical_id)
+
+        def done(status: str, physical: str, reason: str = "", data: dict[str, Any] | None = None) -> Response:
+            result = ResourceResult(name, wait_conditions.CONDITION, action, status, physical, dict(data or {}), reason)
+            with self._lock:
+                outcome.results.append(result)
+                if status == "SUCCESS":
+                    stack.deployed[logical_id] = _Deployed(resource, physical, dict(data or {}), properties)
+            word = "COMPLETE" if status == "SUCCESS" else "FAILED"
+            self._report(
+                name, "cloudformation", f"{action.upper()}_{word} {physical}" + (f": {reason}" if reason else "")
+            )
+            return Response(status, physical, dict(data or {}), reason)
+
+        if action == "Update" and previous is not None:
+            changed = [
+                k
+                for k in wait_conditions.NOT_UPDATABLE
+                if as_strings(properties.get(k)) != as_strings((previous.properties or {}).get(k))
+            ]
+            if changed:
+                return done(
+                    "FAILED",
+                    previous.physical_id,
+                    f"{name} ({wait_conditions.CONDITION}): its {', '.join(changed)} changed, and for Count, Handle "
+                    'and Timeout "Updates aren\'t supported" (CloudFormation template reference): give the changed '
+                    "wait condition a new logical id and a new WaitConditionHandle",
+                )
+            return done("SUCCESS", previous.physical_id, data=previous.attributes)
+        try:
+            url, count, timeout = wait_conditions.settings(properties, name)
+        except ValueError as error:
+            return done("FAILED", "", str(error))
+        handle = self.cloud.handles.by_url(url)
+        if handle is None:
+            return done("FAILED", "", f"{name}: its Handle is not the Ref of a {wait_conditions.HANDLE} of this stack")
+        physical = fake_physical(stack.definition, logical_id, resource)[0]
+        clock = self._clock
+        deadline = clock.now() + timeout
+        self._report(name, "wait", f"waiting for {count} SUCCESS signal(s), at most {timeout:g} s")
+        while True:
+            handle.changed.clear()
+            verdict = self.cloud.handles.verdict(handle, count)
+            if verdict.status == "SUCCESS":
+                return done("SUCCESS", physical, data={"Data": verdict.data})
+            remaining = deadline - clock.now()
+            if verdict.status == "FAILED" or remaining <= 0:
+                return done("FAILED", physical, verdict.reason)
+            clock.wait(handle.changed, remaining)
+
+    def _run_task(self, arn: str, task_input: Any, clock: Clock) -> TaskResult:
+        """A Task state of an execution: Lambda's Invoke of a Python function of the stack."""
+        try:
+            function = self._function_by_arn(arn)
+        except TemplateError as error:
+            return TaskResult(error="Lambda.ResourceNotFoundException", cause=str(error))
+        if not isinstance(function, WarmFunction):
+            return TaskResult(error="Rehearsal.NotPlayed", cause=f"{arn} is a Node.js function: not played as a task")
+        try:
+            result, record = function.invoke(task_input, clock.epoch())
+        except InvocationError as error:
+            for line in error.logs:
+                self._report(function.spec.logical_id, "log", line)
+            return TaskResult(error=_error_name(error.payload), cause=_compact(error.payload))
+        for line in record.logs:
+            self._report(function.spec.logical_id, "log", line)
+        return TaskResult(output=result)
+
+    def _authorize_states(self, access_key: str, action: str, resource: str) -> str | None:
+        """Why IAM would deny the calling function ``action`` on ``resource`` (None: allowed, or not judged)."""
+        if not self.enforce_iam:
+            return None
+        from . import iam
+
+        function_arn = self._access_keys.get(access_key)
+        if function_arn is None:
+            self._report("", "iam", f"{action} by a caller that is no function of the stack: not judged")
+            return None
+        with self._lock:
+            stack, function = self._located(function_arn, FUNCTION)
+            role_arn = str(self._resolver(stack).resolve(stack.resources[function]["Properties"]["Role"]))
+            role_stack, role = self._located(role_arn, "AWS::IAM::Role")
+            try:
+                statements = iam.role_statements(
+                    role_stack.definition.template, role, self._resolver(role_stack).resolve
+                )
+            except iam.PolicyError as error:
+                self._report(
+                    "", "iam", f"{action} is not judged against {role_stack.qualified(role)}'s policy: {error}"
+                )
+                return None
+        decision = iam.evaluate(statements, iam.Request(action, resource))
+        if decision.allowed:
+            return None
+        role_name = role_arn.rsplit("/", 1)[-1]
+        return (
+            f"User: arn:{self.stack.partition}:sts::{self.stack.account}:assumed-role/{role_name}/"
+            f"{function_arn.rsplit(':', 1)[-1]} is not authorized to perform: {action} on resource: {resource} "
+            f"because no identity-based policy allows the {action} action"
+        )
+
+    def _report_at(self, who: str, kind: str, message: str) -> None:
+        self._report(who.rsplit(":", 1)[-1], kind, message)
 
     # ----------------------------------------------------------------------------------------------
     # Nested stacks
@@ -733,6 +909,10 @@ class Rehearsal:
         self, outcome: Outcome, stack: _Stack, logical_id: str, resource: dict[str, Any], action: str, twice: bool
     ) -> Response | None:
         properties = as_strings(self._resolver(stack).resolve(resource.get("Properties", {})))
+        named = (resource.get("Properties") or {}).get("audienceModelArn")
+        if action != "Delete" and isinstance(named, str) and self.endpoint.assume_trained_audience_model(named):
+            # A model made outside the stack, named by its ARN: the handler checks that it is ACTIVE.
+            self._report(logical_id, "assumed", f"audience model {named} (not the stack's) taken as ACTIVE")
         event = self._event(stack, action, logical_id, resource, properties)
         previous = stack.deployed.get(logical_id)
         if action == "Update" and previous is not None:
@@ -856,7 +1036,16 @@ class Rehearsal:
             application_log_level=str(logging_config.get("ApplicationLogLevel", "")),
         )
         region = stack.definition.region
-        base = {**self.endpoint.environment(), "AWS_REGION": region, "AWS_DEFAULT_REGION": region}
+        # Each function its own access key: the local Step Functions tells callers apart by it (IAM).
+        access_key = "AKIAREH" + hashlib.sha256(arn.encode()).hexdigest()[:13].upper()
+        self._access_keys[access_key] = arn
+        base = {
+            **self.endpoint.environment(),
+            "AWS_REGION": region,
+            "AWS_DEFAULT_REGION": region,
+            "AWS_ENDPOINT_URL_SFN": self.cloud.url,
+            "AWS_ACCESS_KEY_ID": access_key,
+        }
         if spec.runtime.startswith("nodejs"):
             framework = FrameworkFunction(spec, base)
             self.framework_functions[arn] = framework
@@ -950,6 +1139,7 @@ class Rehearsal:
         if deployed.stack is not None:
             return self._delete_nested(outcome, stack, logical_id, deployed, rollback=rollback, on_create=on_create)
         if not is_custom(kind):
+            self._paper_delete(deployed)
             return True
         event = self._event(stack, "Delete", logical_id, deployed.resource, deployed.properties)
         event["PhysicalResourceId"] = deployed.physical_id
@@ -1009,6 +1199,8 @@ class Rehearsal:
 
 
 FUNCTION = "AWS::Lambda::Function"
+#: Paper resources that every change of their properties replaces (a new physical id), as CloudFormation does.
+_REPLACED_ON_ANY_CHANGE = frozenset({TRAINING_DATASET})
 
 
 def _service_timeout(event: dict[str, Any]) -> float:

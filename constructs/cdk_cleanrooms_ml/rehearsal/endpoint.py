@@ -205,6 +205,7 @@ class Endpoint:
         training_reads_until_active: int | None = None,
         delete_while_training: str = "accept",
         untrained_configuration: str = "ConflictException",
+        training_seconds: float | None = None,
     ) -> None:
         """
         :param reads_until_active: GetAudienceGenerationJob reads that see a new job unfinished (the first
@@ -227,6 +228,9 @@ class Endpoint:
             Default: ``reads_until_active``.
         :param delete_while_training: what deleting an audience model that is still training answers: "accept"
             (default) or an error code ("ConflictException"). No source says; an assumption.
+        :param training_seconds: how long a new audience model trains, in the endpoint's time (``clock``; a
+            rehearsal sets its simulated one), e.g. ``6 * 3600`` (the service documents hours to days). Default:
+            None: training goes by reads (``training_reads_until_active``).
         :param untrained_configuration: what configuring an audience model of this endpoint that is not ACTIVE
             answers: "ConflictException" (default), "ValidationException" or "accept". No source says; an
             assumption.
@@ -266,6 +270,7 @@ class Endpoint:
             quota=audience_model_quota,
             delete_while_training=delete_while_training,
             untrained_configuration=untrained_configuration,
+            training_seconds=training_seconds,
         )
         self._configured_models = ConfiguredModels(
             self._state, self._conflicts_by_name, self._audience_models.check_configurable
@@ -556,14 +561,29 @@ class Endpoint:
                 raise KeyError(arn_or_name)
             del self._state.models[model.arn]
 
-    def add_audience_model(self, name: str, request: dict[str, Any] | None = None, status: str = "ACTIVE") -> str:
-        """Put an audience model in place without a call (unvalidated, outside the quota); returns its ARN. One put
-        in place training (``status="CREATE_IN_PROGRESS"``) finishes as reads of it go by."""
+    def add_audience_model(
+        self, name: str, request: dict[str, Any] | None = None, status: str = "ACTIVE", arn: str | None = None
+    ) -> str:
+        """Put an audience model in place without a call (unvalidated, outside the quota); returns its ARN (``arn``,
+        when given: a model a template names). One put in place training (``status="CREATE_IN_PROGRESS"``) finishes
+        as reads of it go by."""
         with self._lock:
             training_dataset = self._state.arn("cleanrooms-ml", f"training-dataset/{name}-data")
-            model = self._audience_models.add({"name": name, "trainingDatasetArn": training_dataset, **(request or {})})
+            model = self._audience_models.add(
+                {"name": name, "trainingDatasetArn": training_dataset, **(request or {})}, arn
+            )
             model.status = status
             return model.arn
+
+    def assume_trained_audience_model(self, arn: str) -> bool:
+        """An audience model a template names by its ARN (made outside the stack) is put in place ACTIVE, unless
+        this endpoint holds it already: an assumption of the rehearsal, which cannot see the account. True when
+        it was put in place now."""
+        with self._lock:
+            if arn in self._state.audience_models:
+                return False
+            self.add_audience_model(arn.rsplit("/", 1)[-1], arn=arn)
+            return True
 
     def remove_audience_model(self, arn_or_name: str) -> None:
         """The audience model disappears at once, as if deleted out of band."""
@@ -572,6 +592,36 @@ class Endpoint:
             if model is None:
                 raise KeyError(arn_or_name)
             del self._state.audience_models[model.arn]
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The simulated service's wall clock (epoch seconds): ``time.time`` unless a rehearsal gave its own."""
+        return self._state.now
+
+    @clock.setter
+    def clock(self, now: Callable[[], float]) -> None:
+        self._state.now = now
+
+    @property
+    def training_seconds(self) -> float | None:
+        """How long audience models train in the endpoint's time (None: by reads)."""
+        return self._audience_models.training_seconds
+
+    @training_seconds.setter
+    def training_seconds(self, value: float | None) -> None:
+        self._audience_models.training_seconds = value
+
+    def add_training_dataset(self, arn: str, status: str = "ACTIVE") -> None:
+        """A training dataset CreateAudienceModel checks (a rehearsal registers the stack's)."""
+        with self._lock:
+            self._state.training_datasets[arn] = status
+            self._state.removed_training_datasets.discard(arn)
+
+    def remove_training_dataset(self, arn: str) -> None:
+        """The training dataset is gone: CreateAudienceModel naming it is ResourceNotFoundException."""
+        with self._lock:
+            if self._state.training_datasets.pop(arn, None) is not None:
+                self._state.removed_training_datasets.add(arn)
 
     def fail_training(self, name: str, message: str, status_code: str = "400") -> None:
         """The audience model called ``name`` (a name or glob pattern; created now or later) ends CREATE_FAILED

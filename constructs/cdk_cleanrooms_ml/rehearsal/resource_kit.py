@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import fnmatch
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -67,6 +68,10 @@ class AccountState:
     models: dict[str, ConfiguredModel] = field(default_factory=dict)
     associations: dict[str, Association] = field(default_factory=dict)
     audience_models: dict[str, AudienceModel] = field(default_factory=dict)
+    training_datasets: dict[str, str] = field(default_factory=dict)  # ARN -> status, of the datasets known here
+    removed_training_datasets: set[str] = field(default_factory=set)
+    now: Callable[[], float] = time.time
+    """The wall clock of the simulated service (a rehearsal sets its own, simulated, timeline)."""
 
     @property
     def sparse(self) -> bool:

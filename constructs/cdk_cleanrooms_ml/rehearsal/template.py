@@ -29,6 +29,7 @@ REGION = "us-east-1"
 NO_VALUE = object()
 _CUSTOM = re.compile(r"^(Custom::.+|AWS::CloudFormation::CustomResource)$")
 NESTED_STACK = "AWS::CloudFormation::Stack"
+TRAINING_DATASET = "AWS::CleanRoomsML::TrainingDataset"
 #: CloudFormation's limit on a stack name, nested stacks' included.
 MAX_STACK_NAME = 128
 
@@ -249,6 +250,12 @@ def fake_physical(stack: StackTemplate, logical_id: str, resource: dict[str, Any
         return name, {"Arn": f"arn:{p}:lambda:{r}:{a}:function:{name}"}
     if kind == "AWS::Logs::LogGroup":
         return name, {"Arn": f"arn:{p}:logs:{r}:{a}:log-group:{name}:*"}
+    if kind == TRAINING_DATASET:
+        # The service gives a new id to each dataset; derived from the properties here, so that the ARN is the
+        # same on paper (iam.paper_resolver) and in a rehearsal, and a changed dataset (a replacement) gets another.
+        digest = json.dumps([stack.name, logical_id, resource.get("Properties")], sort_keys=True)
+        arn = f"arn:{p}:cleanrooms-ml:{r}:{a}:training-dataset/{uuid.uuid5(uuid.NAMESPACE_URL, digest)}"
+        return arn, {"TrainingDatasetArn": arn, "Status": "ACTIVE"}
     if kind == "AWS::StepFunctions::StateMachine":
         arn = f"arn:{p}:states:{r}:{a}:stateMachine:{name}"
         return arn, {"Arn": arn, "Name": name}
