@@ -9,10 +9,14 @@ the partner's account by its resource policy -> its association with the collabo
 configured audience model -> an export of the top 10 percent of the generated audience.
 
 The two stacks are in two accounts, so the second cannot reference the first: deploy the first, then give its
-``ConfiguredAudienceModelArn`` output to the second as context::
+``ConfiguredAudienceModelArn`` and ``CollaborationId`` outputs to the second as context::
 
-    cdk deploy CleanRoomsMlTrainingDataProvider
-    cdk deploy CleanRoomsMlSeedDataProvider -c configuredAudienceModelArn=<the first stack's output>
+    cdk deploy --app "python examples/full_pipeline.py" CleanRoomsMlTrainingDataProvider -c membershipId=<yours>
+    cdk deploy --app "python examples/full_pipeline.py" CleanRoomsMlSeedDataProvider \
+        -c configuredAudienceModelArn=<ConfiguredAudienceModelArn> -c collaborationId=<CollaborationId>
+
+The accounts, ids and ARNs in this file are placeholders (the seed stack's default model ARN names no real model).
+Each stack is synthesized with its own account's credentials in a real deploy (``--profile``).
 """
 
 from __future__ import annotations
@@ -97,11 +101,12 @@ class TrainingDataProviderStack(Stack):
             wait_for_completion=True,  # a WaitCondition: the configured model is created once training is ACTIVE
             timeout=Duration.hours(12),
         )
+        segments = _example_bucket(self, "Segments", "segment")  # where partners' generated segments are written
         configured = ConfiguredAudienceModel(
             self,
             "Lookalike",
             audience_model=model,
-            destination=AudienceDestination.from_bucket(_example_bucket(self, "Segments", "segment"), prefix="segments/"),
+            destination=AudienceDestination.from_bucket(segments, prefix="segments/"),
             shared_audience_metrics=[SharedAudienceMetrics.ALL],
             audience_size_config=AudienceSizeConfig(type=AudienceSizeType.PERCENTAGE, bins=[5, 10, 20]),
         )
