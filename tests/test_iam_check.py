@@ -659,6 +659,15 @@ KNOWN_SAR_GAPS = {
         "the SAR lists only configured-audience-model for StartAudienceGenerationJob; the Clean Rooms ML user "
         "guide's IAM behaviours page says a start is also authorized on the new job's ARN (facts.md)"
     ),
+    # TrainingDataset's role (full_pipeline.py): the user guide's training-data role grants its Glue read actions
+    # on the database, the table, the catalog and the default database in ONE statement (training_roles.py keeps
+    # the guide's statement); a resource an action does not take is never matched for it, so it grants nothing.
+    **{
+        ("resource", f"glue:{action}", "arn:*:glue:*:*:table/*"): (
+            "the user guide's training-data role lists the table ARN in the statement of all its Glue read actions"
+        )
+        for action in ("GetDatabase", "GetDatabases", "GetUserDefinedFunctions")
+    },
 }
 
 
