@@ -24,7 +24,7 @@ from tests.helpers import nested_template_files, run_shared_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
-NAMES = ("app", "sql_seed", "cross_account", "many_jobs", "seed_provider", "training_provider")
+NAMES = ("app", "sql_seed", "cross_account", "many_jobs", "seed_provider", "training_provider", "full_pipeline")
 
 
 def _load(name: str) -> ModuleType:
@@ -35,14 +35,26 @@ def _load(name: str) -> ModuleType:
     return module
 
 
-def _template(outdir: Path, stack_name: str) -> dict[str, Any]:
+def stack_names(module: ModuleType) -> tuple[str, ...]:
+    """The stacks of an example's app: its ``STACK_NAMES`` when it has several (``STACK_NAME`` among them),
+    else its one ``STACK_NAME``."""
+    names = tuple(getattr(module, "STACK_NAMES", (module.STACK_NAME,)))
+    assert module.STACK_NAME in names
+    return names
+
+
+def _templates(outdir: Path, names: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """``{stack: template}`` of a synthesized app that holds exactly the stacks ``names``."""
     manifest = json.loads((outdir / "manifest.json").read_text())
     stacks = [
         name for name, artifact in manifest["artifacts"].items() if artifact["type"] == "aws:cloudformation:stack"
     ]
-    assert stacks == [stack_name]
-    template: dict[str, Any] = json.loads((outdir / f"{stack_name}.template.json").read_text())
-    return template
+    assert sorted(stacks) == sorted(names)
+    return {name: json.loads((outdir / f"{name}.template.json").read_text()) for name in names}
+
+
+def _template(outdir: Path, stack_name: str) -> dict[str, Any]:
+    return _templates(outdir, (stack_name,))[stack_name]
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +72,10 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Mod
             for name, module in modules.items():
                 module.main(str(shared / name))  # the CDK_OUTDIR of a script run (jsii's node already runs)
             (shared / "done").write_text("")
-    return {name: (module, _template(shared / name, module.STACK_NAME)) for name, module in modules.items()}
+    return {
+        name: (module, _templates(shared / name, stack_names(module))[module.STACK_NAME])
+        for name, module in modules.items()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -248,6 +263,61 @@ def test_training_provider_example_configures_shares_and_associates_the_model(sy
     }
     assert association["Properties"]["membershipIdentifier"] == module.DEFAULT_MEMBERSHIP_ID
     assert association["Properties"]["manageResourcePolicies"] is True
+
+
+def test_full_pipeline_example_is_two_stacks_of_two_accounts(
+    synthesized: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    module, _ = synthesized["full_pipeline"]
+    shared = run_shared_dir(tmp_path_factory, "examples-cdk-out")
+    training, seed = _templates(shared / "full_pipeline", stack_names(module)).values()
+    environments = {
+        name: artifact["environment"]
+        for name, artifact in json.loads((shared / "full_pipeline" / "manifest.json").read_text())["artifacts"].items()
+        if artifact["type"] == "aws:cloudformation:stack"
+    }
+    assert environments == {
+        module.TRAINING_STACK_NAME: f"aws://{module.TRAINING_ACCOUNT}/{module.REGION}",
+        module.SEED_STACK_NAME: f"aws://{module.SEED_ACCOUNT}/{module.REGION}",
+    }
+    # The training-data provider: dataset -> model -> (its WaitCondition) -> configured model -> association.
+    ((dataset_id, _),) = _of_type(training, "AWS::CleanRoomsML::TrainingDataset").items()
+    ((model_id, model),) = _of_type(training, "Custom::CleanRoomsMlAudienceModel").items()
+    ((wait_id, wait),) = _of_type(training, "AWS::CloudFormation::WaitCondition").items()
+    ((configured_id, configured),) = _of_type(training, "Custom::CleanRoomsMlConfiguredAudienceModel").items()
+    ((_id, association),) = _of_type(training, "Custom::CleanRoomsMlConfiguredAudienceModelAssociation").items()
+    assert model["Properties"]["trainingDatasetArn"] == {"Fn::GetAtt": [dataset_id, "TrainingDatasetArn"]}
+    assert model["Properties"]["SignalUrl"] == wait["Properties"]["Handle"] and wait["DependsOn"] == [model_id]
+    assert configured["Properties"]["audienceModelArn"] == {"Fn::GetAtt": [model_id, "AudienceModelArn"]}
+    assert configured["DependsOn"] == [wait_id]  # created once the model is ACTIVE, not before
+    policy = json.dumps(configured["Properties"]["configuredAudienceModelPolicy"])
+    assert f'\\"AWS\\":\\"{module.SEED_ACCOUNT}\\"' in policy  # the partner's account may start jobs on it
+    assert association["Properties"]["configuredAudienceModelArn"] == {
+        "Fn::GetAtt": [configured_id, "ConfiguredAudienceModelArn"]
+    }
+    assert set(training["Outputs"]) >= {"ConfiguredAudienceModelArn", "CollaborationId"}
+    # The seed-data provider: no reference to the other account's stack, the ARN from context (a placeholder here).
+    ((job_id, job),) = _jobs(seed).items()
+    assert job["configuredAudienceModelArn"] == module.DEFAULT_CONFIGURED_MODEL_ARN
+    assert job["collaborationId"] == module.DEFAULT_COLLABORATION_ID
+    ((_id, export),) = _of_type(seed, "Custom::CleanRoomsMlAudienceExportJob").items()
+    assert export["Properties"]["audienceGenerationJobArn"] == {"Fn::GetAtt": [job_id, "AudienceGenerationJobArn"]}
+    assert "Fn::ImportValue" not in json.dumps(seed)
+
+
+def test_full_pipeline_example_takes_the_training_stacks_outputs_as_context(tmp_path: Path) -> None:
+    from aws_cdk import App
+
+    module = _load("full_pipeline")
+    arn = f"arn:aws:cleanrooms-ml:us-east-1:{module.TRAINING_ACCOUNT}:configured-audience-model/1a2b3c4d"
+    context = {"configuredAudienceModelArn": arn, "collaborationId": "9e6f1a2b-3c4d-4c3a-8c1e-5b7d0f2a8c1e"}
+    app = App(outdir=str(tmp_path), context=context)
+    module.build(app)
+    app.synth()
+    seed = _templates(tmp_path, stack_names(module))[module.SEED_STACK_NAME]
+    ((_id, job),) = _jobs(seed).items()
+    assert job["configuredAudienceModelArn"] == arn
+    assert job["collaborationId"] == context["collaborationId"]
 
 
 def test_an_example_runs_as_a_plain_script(tmp_path: Path) -> None:

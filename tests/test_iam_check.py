@@ -33,7 +33,7 @@ from cdk_cleanrooms_ml.rehearsal.endpoint import OPERATIONS, SERVICE_OPERATIONS,
 from cdk_cleanrooms_ml.rehearsal.iam import Caller, Decision, PolicyError, Request, evaluate
 from tests import service_authorization as sar
 from tests.helpers import ACCOUNT, COLLABORATION_ID, MODEL_ARN, REGION, ROLE_ARN, job, stack_templates
-from tests.test_examples import NAMES, _load
+from tests.test_examples import NAMES, _load, stack_names
 
 START, LIST = "StartAudienceGenerationJob", "ListAudienceGenerationJobs"
 CALLER = Caller("aws", REGION, ACCOUNT)
@@ -376,6 +376,8 @@ def test_the_passed_to_service_value_is_the_one_the_policy_grants() -> None:
 
 BASIC, REPLACED, QUOTA = "IamBasic", "IamReplaced", "IamQuota"
 EXAMPLE_STACKS = {name: _load(name).STACK_NAME for name in NAMES}
+#: Every stack of every example (an example may hold several, e.g. full_pipeline.py's two accounts).
+ALL_EXAMPLE_STACKS = tuple(stack for name in NAMES for stack in stack_names(_load(name)))
 
 #: case -> operation -> [calls, requests judged, requests denied]; printed when the module ends.
 COVERAGE: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0, 0]))
@@ -657,6 +659,15 @@ KNOWN_SAR_GAPS = {
         "the SAR lists only configured-audience-model for StartAudienceGenerationJob; the Clean Rooms ML user "
         "guide's IAM behaviours page says a start is also authorized on the new job's ARN (facts.md)"
     ),
+    # TrainingDataset's role (full_pipeline.py): the user guide's training-data role grants its Glue read actions
+    # on the database, the table, the catalog and the default database in ONE statement (training_roles.py keeps
+    # the guide's statement); a resource an action does not take is never matched for it, so it grants nothing.
+    **{
+        ("resource", f"glue:{action}", "arn:*:glue:*:*:table/*"): (
+            "the user guide's training-data role lists the table ARN in the statement of all its Glue read actions"
+        )
+        for action in ("GetDatabase", "GetDatabases", "GetUserDefinedFunctions")
+    },
 }
 
 
@@ -670,7 +681,7 @@ def known_gap(finding: sar.Finding) -> tuple[str, str, str] | None:
 @pytest.fixture(scope="module")
 def sar_report(cdk_out: Path) -> sar.Report:
     grants: list[sar.Grant] = []
-    for stack_name in EXAMPLE_STACKS.values():
+    for stack_name in ALL_EXAMPLE_STACKS:
         for stack in stack_templates(cdk_out, stack_name):  # the providers' roles are in nested stacks
             grants += sar.grants(stack_name, stack.template, iam.paper_resolver(stack).resolve)
     return sar.check(iter(grants))

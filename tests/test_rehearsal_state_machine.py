@@ -186,3 +186,28 @@ def test_a_choice_naming_no_state_is_refused() -> None:
     broken = {"Type": "Choice", "Choices": [{"Variable": "$.Done", "BooleanEquals": True, "Next": "Nowhere"}]}
     with pytest.raises(TemplateError, match="names no state"):
         StateMachine("arn:sm", watcher(**{"Done?": broken}))
+
+
+def test_a_set_event_wakes_its_waiter_before_time_may_jump_to_the_waiters_timeout() -> None:
+    """A wait condition's signal (the event) arrives, then the signaling execution ends (unregisters): time must
+    stay where it is, not jump to the wait's timeout because the waiter had not yet seen its event."""
+    clock = SimulatedClock()
+    event = threading.Event()
+    clock.register()  # the waiter (a wait condition)
+    clock.register()  # the signaler (an execution)
+    seen: list[float] = []
+
+    def waiter() -> None:
+        with clock.participant():
+            clock.wait(event, 43_200)
+            seen.append(clock.now())
+
+    thread = threading.Thread(target=waiter)
+    with clock._cond:  # hold the waiter back from seeing the event until the signaler has gone
+        thread.start()
+        while not clock._sleeping:
+            clock._cond.wait(0.01)
+        event.set()
+        clock.unregister()  # the signaler ends, in the same critical section (the condition's lock is reentrant)
+    thread.join(5)
+    assert seen == [0.0]

@@ -47,6 +47,10 @@ def _library_types() -> dict[str, Any]:
     return dict(specs().SPECS)
 
 
+def _unless_deleting(held: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if held is None or str(held.get("status", "")).startswith("DELETE") else held
+
+
 def _exists(endpoint: Any, spec: Any, physical_id: str) -> dict[str, Any] | None:
     """The resource as the endpoint keeps it (None when gone)."""
     job_arn, _, export_name = physical_id.partition("|")  # an export's physical id: <job ARN>|<its name>
@@ -54,7 +58,8 @@ def _exists(endpoint: Any, spec: Any, physical_id: str) -> dict[str, Any] | None
         "audience generation job": lambda: endpoint.job(physical_id),
         "audience export job": lambda: next((e for e in endpoint.exports(job_arn) if e["name"] == export_name), None),
         "configured audience model": lambda: endpoint.configured_model(physical_id),
-        "audience model": lambda: endpoint.audience_model(physical_id),
+        # A deleted model is DELETE_PENDING first, and its delete step ends then (the service took the delete).
+        "audience model": lambda: _unless_deleting(endpoint.audience_model(physical_id)),
         "configured audience model association": lambda: endpoint.association(physical_id),
     }
     return lookups[spec.noun]()
@@ -107,7 +112,13 @@ def rehearse(cdk_out: str, stack: str | None, reads: int, real_time: bool) -> in
 
     kinds = _library_types()
     print(BANNER, flush=True)
-    with Endpoint(reads_until_active=reads) as endpoint:
+    from .template import StackTemplate
+
+    # The endpoint plays the stack's own account and region: the handlers refuse ARNs of another account.
+    where = StackTemplate.load(cdk_out, stack)
+    with Endpoint(
+        reads_until_active=reads, account=where.account, region=where.region, partition=where.partition
+    ) as endpoint:
         print(f"endpoint: {endpoint.url} (AWS_ENDPOINT_URL_CLEANROOMSML and _CLEANROOMS for the handlers)", flush=True)
         with Rehearsal(cdk_out, stack, endpoint=endpoint, real_time=real_time, on_step=_print_step) as rehearsal:
             ours = {t: rehearsal.logical_ids(t) for t in kinds if rehearsal.logical_ids(t)}

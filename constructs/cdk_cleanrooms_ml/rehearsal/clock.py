@@ -65,6 +65,7 @@ class SimulatedClock(Clock):
         self._cond = threading.Condition()
         self._participants = 0
         self._sleeping: dict[int, float] = {}  # ticket -> wake time (inf: idle until woken)
+        self._events: dict[int, threading.Event] = {}  # ticket -> the event a ``wait`` also wakes on
         self._ticket = 0
 
     def now(self) -> float:
@@ -111,10 +112,12 @@ class SimulatedClock(Clock):
             ticket = self._ticket
             wake = self._now + seconds
             self._sleeping[ticket] = wake
+            self._events[ticket] = event
             self._advance()
             while self._now < wake and not event.is_set():
                 self._cond.wait(0.05)  # the timeout: a setter that forgot notify() still gets seen
             self._sleeping.pop(ticket, None)
+            self._events.pop(ticket, None)
         return event.is_set()
 
     def notify(self) -> None:
@@ -137,7 +140,8 @@ class SimulatedClock(Clock):
 
     def _advance(self) -> None:
         pending = [w for w in self._sleeping.values() if w > self._now]
-        due = len(self._sleeping) - len(pending)
+        # A waiter whose event is set wakes now, even if it has not seen it yet: time must not jump past it.
+        due = len(self._sleeping) - len(pending) + sum(1 for e in self._events.values() if e.is_set())
         if due or self._participants <= 0 or len(self._sleeping) < self._participants:
             self._cond.notify_all()
             return

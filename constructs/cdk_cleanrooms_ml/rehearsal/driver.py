@@ -512,6 +512,11 @@ class Rehearsal:
 
         return run
 
+    def outputs(self) -> dict[str, Any]:
+        """The stack's Outputs resolved against what is deployed now, as ``aws cloudformation describe-stacks``
+        shows them after a deploy (what a second stack of another account is given as context)."""
+        return self._resolver(self._root).outputs()
+
     def wedged(self) -> list[Outcome]:
         """The operations that ended in a state only a human can leave (UPDATE_ROLLBACK_FAILED, ROLLBACK_FAILED)."""
         return [o for o in self.outcomes if o.status in ("UPDATE_ROLLBACK_FAILED", "ROLLBACK_FAILED")]

@@ -27,6 +27,9 @@ Usage::
         endpoint.fail_training("my-model", "not enough data") # that audience model ends CREATE_FAILED
         endpoint.set_training_reads("my-model", 5)           # 5 reads of that audience model see it training
         endpoint.add_audience_model("trained", status="ACTIVE")  # an audience model put in place, no call
+        partner.share_models_of(owner)                       # two accounts: jobs started at ``partner`` may use
+                                                             # ``owner``'s configured models, as their resource
+                                                             # policies allow (``cross_account``)
         Endpoint(echo="sparse")                              # reads leave out optional members (tags too)
         endpoint.calls, endpoint.count("StartAudienceGenerationJob"), endpoint.count(service="cleanrooms")
         endpoint.jobs(), endpoint.exports(), endpoint.configured_models(), endpoint.associations(),
@@ -584,6 +587,21 @@ class Endpoint:
                 return False
             self.add_audience_model(arn.rsplit("/", 1)[-1], arn=arn)
             return True
+
+    def share_models_of(self, owner: Endpoint) -> None:
+        """Jobs started here may use the configured audience models of ``owner``, the endpoint of another account,
+        as their resource policies allow (``cross_account``: the start is refused when the model is missing there
+        or its policy does not name this account)."""
+        if owner.account == self.account:
+            raise ValueError(f"{owner.url} holds this endpoint's own account {self.account}: nothing to share")
+
+        def lookup(arn: str) -> ConfiguredModel | None:
+            with owner._lock:
+                found: ConfiguredModel | None = owner._state.models.get(arn)
+                return found
+
+        with self._lock:
+            self._generation_jobs.owners.add(owner.account, lookup)
 
     def remove_audience_model(self, arn_or_name: str) -> None:
         """The audience model disappears at once, as if deleted out of band."""

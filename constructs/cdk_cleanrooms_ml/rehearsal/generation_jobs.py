@@ -26,7 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .configured_models import ConfiguredModels
+from .configured_models import ConfiguredModel, ConfiguredModels
+from .cross_account import ModelOwners
 from .export_jobs import ExportJobs, offered_sizes
 from .resource_kit import CREATING, DELETING, AccountState, ServiceError, by_name, iso, paginate, quota_error
 
@@ -111,6 +112,8 @@ class GenerationJobs:
         self.failures: dict[str, tuple[str, str]] = {}
         self.reads_by_name: dict[str, int] = {}
         self.delete_failures: dict[str, str] = {}
+        #: Other accounts' endpoints whose configured models jobs here may use (``cross_account``).
+        self.owners = ModelOwners(state.account, state.partition)
 
     def operations(self) -> dict[str, Callable[[dict[str, Any]], dict[str, Any]]]:
         return {
@@ -146,10 +149,10 @@ class GenerationJobs:
     # ----------------------------------------------------------------------------------------------
     # The operations
 
-    def add(self, request: dict[str, Any]) -> Job:
+    def add(self, request: dict[str, Any], foreign_model: ConfiguredModel | None = None) -> Job:
         name = str(request["name"])
         now = time.time()
-        model = self.state.models.get(str(request.get("configuredAudienceModelArn")))
+        model = self.state.models.get(str(request.get("configuredAudienceModelArn"))) or foreign_model
         job = Job(
             arn=self.state.arn("cleanrooms-ml", f"audience-generation-job/{uuid.uuid4()}"),
             name=name,
@@ -179,7 +182,8 @@ class GenerationJobs:
         busy = sum(1 for job in self.state.jobs.values() if job.status in CREATING)
         if busy >= self.quota:
             raise quota_error(PENDING_QUOTA, self.quota)
-        return {"audienceGenerationJobArn": self.add(params).arn}
+        foreign_model = self.owners.model_for_start(str(params["configuredAudienceModelArn"]))
+        return {"audienceGenerationJobArn": self.add(params, foreign_model).arn}
 
     def find(self, arn: str) -> Job:
         job = self.state.jobs.get(arn)
