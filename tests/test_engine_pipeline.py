@@ -8,6 +8,7 @@ or in-place update as the spec says, a rollback's Update back that changes nothi
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 from specs import REQUEST_TAG, SELF_ARN
 
 import entrypoints
+import properties
 import service
 from cdk_cleanrooms_ml.rehearsal.endpoint import Endpoint
 from tests.helpers import ACCOUNT, REGION, event
@@ -256,6 +258,109 @@ def test_a_changed_policy_is_put_with_the_previous_hash_and_a_removed_one_is_del
     assert endpoint.configured_model(arn)["policy"] is None  # type: ignore[index]
 
 
+POLICY_CALLS = ("PutConfiguredAudienceModelPolicy", "GetConfiguredAudienceModelPolicy", "DeleteConfiguredAudienceModelPolicy")
+
+
+def policy_calls(endpoint: Endpoint, since: int = 0) -> list[str]:
+    return [c.operation for c in endpoint.calls[since:] if c.operation in POLICY_CALLS]
+
+
+@pytest.fixture
+def logged(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.INFO, logger="cdk_cleanrooms_ml")
+    return caplog
+
+
+def test_a_model_without_a_policy_never_touches_one(endpoint: Endpoint) -> None:
+    old = model_props(configuredAudienceModelPolicy=None)
+    arn = deploy(typed(MODEL, "Create", old))["PhysicalResourceId"]
+    deploy(update(MODEL, model_props(configuredAudienceModelPolicy=None, description="autumn"), old, arn))
+    assert policy_calls(endpoint) == [] and endpoint.configured_model(arn)["policy"] is None  # type: ignore[index]
+
+
+def test_an_unchanged_policy_is_read_and_not_put_again(endpoint: Endpoint) -> None:
+    old = model_props()
+    arn = deploy(typed(MODEL, "Create", old))["PhysicalResourceId"]
+    before = len(endpoint.calls)
+    # The same document written another way (indented): the same policy, so nothing to put.
+    reformatted = model_props(configuredAudienceModelPolicy=json.dumps(json.loads(policy(PARTNER)), indent=2))
+    deploy(update(MODEL, {**reformatted, "description": "autumn"}, old, arn))
+    assert policy_calls(endpoint, before) == ["GetConfiguredAudienceModelPolicy"]
+
+
+def test_a_policy_already_deleted_outside_cloudformation_is_removed_without_error(
+    endpoint: Endpoint, logged: pytest.LogCaptureFixture
+) -> None:
+    old = model_props()
+    arn = deploy(typed(MODEL, "Create", old))["PhysicalResourceId"]
+    assert f"configuredAudienceModelPolicy of {arn} set" in logged.messages
+    endpoint.client().delete_configured_audience_model_policy(configuredAudienceModelArn=arn)
+    before = len(endpoint.calls)
+    done = deploy(update(MODEL, model_props(configuredAudienceModelPolicy=None), old, arn))
+    assert done["PhysicalResourceId"] == arn
+    (delete,) = [c for c in endpoint.calls[before:] if c.operation == "DeleteConfiguredAudienceModelPolicy"]
+    assert delete.error == "ResourceNotFoundException"
+    assert f"configuredAudienceModelPolicy of {arn} deleted" in logged.messages
+
+
+def test_a_policy_delete_the_service_refuses_fails_the_update_and_keeps_the_policy(endpoint: Endpoint) -> None:
+    old = model_props()
+    arn = deploy(typed(MODEL, "Create", old))["PhysicalResourceId"]
+    endpoint.deny("DeleteConfiguredAudienceModelPolicy")
+    with pytest.raises(engine.ResourceError, match="AccessDeniedException"):
+        deploy(update(MODEL, model_props(configuredAudienceModelPolicy=None), old, arn))
+    assert endpoint.configured_model(arn)["policy"] is not None  # type: ignore[index]
+
+
+@pytest.fixture
+def retried(monkeypatch: pytest.MonkeyPatch, endpoint: Endpoint) -> Endpoint:
+    """The handler's clients retry once (as in Lambda, where they retry more): a put whose answer was lost is
+    sent again, and its existence condition or previous hash no longer holds."""
+    monkeypatch.setenv("CLEANROOMSML_MAX_ATTEMPTS", "2")
+    service.reset_clients()
+    return endpoint
+
+
+def test_a_policy_put_that_conflicts_is_read_again_on_the_next_poll(
+    retried: Endpoint, logged: pytest.LogCaptureFixture
+) -> None:
+    merged = typed(MODEL, "Create", model_props())
+    merged.update(entrypoints.on_event(merged))
+    arn = merged["PhysicalResourceId"]
+    retried.lose_response("PutConfiguredAudienceModelPolicy", 1)  # it took effect; the retry meets the policy
+    assert entrypoints.is_complete(merged) == {"IsComplete": False}
+    assert retried.count("PutConfiguredAudienceModelPolicy", error="ConflictException") == 1
+    assert f"configuredAudienceModelPolicy of {arn} changed meanwhile; reading it again" in logged.messages
+    before = len(retried.calls)
+    assert entrypoints.is_complete(merged)["IsComplete"] is True
+    assert policy_calls(retried, before) == ["GetConfiguredAudienceModelPolicy"]  # already what was asked
+    statement = json.loads(retried.configured_model(arn)["policy"])["Statement"][0]  # type: ignore[index]
+    assert statement["Resource"][0] == arn
+
+
+def test_a_policy_conflict_past_the_deadline_fails_naming_the_attachments(retried: Endpoint) -> None:
+    merged = typed(MODEL, "Create", model_props())
+    merged.update(entrypoints.on_event(merged))
+    merged[engine.STARTED_AT] -= properties.MAX_TIMEOUT_SECONDS
+    retried.lose_response("PutConfiguredAudienceModelPolicy", 1)
+    with pytest.raises(engine.ResourceError, match="configured audience model's attachments changed meanwhile"):
+        entrypoints.is_complete(merged)
+
+
+def test_an_update_whose_policy_put_conflicts_past_the_deadline_fails_naming_the_attachments(
+    retried: Endpoint,
+) -> None:
+    old = model_props()
+    arn = deploy(typed(MODEL, "Create", old))["PhysicalResourceId"]
+    merged = update(MODEL, model_props(configuredAudienceModelPolicy=policy(PARTNER, "777788889999")), old, arn)
+    merged.update(entrypoints.on_event(merged))
+    merged[engine.STARTED_AT] -= properties.MAX_TIMEOUT_SECONDS
+    retried.lose_response("PutConfiguredAudienceModelPolicy", 1)  # the retry's previous hash is stale
+    with pytest.raises(engine.ResourceError, match="configured audience model's attachments changed meanwhile"):
+        entrypoints.is_complete(merged)
+    assert "777788889999" in retried.configured_model(arn)["policy"]  # type: ignore[index]
+
+
 def test_unsetting_an_updatable_member_or_changing_a_create_only_one_makes_a_new_model(endpoint: Endpoint) -> None:
     old = model_props()
     arn = deploy(typed(MODEL, "Create", old))["PhysicalResourceId"]
@@ -325,8 +430,11 @@ def test_an_association_is_renamed_in_place(endpoint: Endpoint, model_arn: str) 
     old = association_props(model_arn)
     arn = deploy(typed(ASSOCIATION, "Create", old))["PhysicalResourceId"]
     new = association_props(model_arn, configuredAudienceModelAssociationName="lookalike-2026")
-    assert deploy(update(ASSOCIATION, new, old, arn))["PhysicalResourceId"] == arn
+    done = deploy(update(ASSOCIATION, new, old, arn))
+    assert done["PhysicalResourceId"] == arn
     assert endpoint.association(arn)["name"] == "lookalike-2026"  # type: ignore[index]
+    # The attributes are read again after the change: GetAtt Name gives the new name.
+    assert done["Data"]["Name"] == "lookalike-2026" and done["Data"]["ConfiguredAudienceModelAssociationArn"] == arn
 
 
 def test_a_redelivered_association_create_is_adopted(endpoint: Endpoint, model_arn: str) -> None:
