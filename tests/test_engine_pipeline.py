@@ -258,7 +258,11 @@ def test_a_changed_policy_is_put_with_the_previous_hash_and_a_removed_one_is_del
     assert endpoint.configured_model(arn)["policy"] is None  # type: ignore[index]
 
 
-POLICY_CALLS = ("PutConfiguredAudienceModelPolicy", "GetConfiguredAudienceModelPolicy", "DeleteConfiguredAudienceModelPolicy")
+POLICY_CALLS = (
+    "PutConfiguredAudienceModelPolicy",
+    "GetConfiguredAudienceModelPolicy",
+    "DeleteConfiguredAudienceModelPolicy",
+)
 
 
 def policy_calls(endpoint: Endpoint, since: int = 0) -> list[str]:
