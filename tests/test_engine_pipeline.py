@@ -365,6 +365,27 @@ def test_an_update_whose_policy_put_conflicts_past_the_deadline_fails_naming_the
     assert "777788889999" in retried.configured_model(arn)["policy"]  # type: ignore[index]
 
 
+def test_a_policy_is_checked_by_its_put_calls_rules_and_named_with_the_models_other_problems(
+    endpoint: Endpoint,
+) -> None:
+    with pytest.raises(properties.PropertyError) as raised:
+        entrypoints.on_event(typed(MODEL, "Create", model_props(configuredAudienceModelPolicy={"Version": "x"})))
+    assert str(raised.value) == (
+        "property configuredAudienceModelPolicy (configured_audience_model_policy): expected a string, got a dict"
+    )
+    with pytest.raises(properties.PropertyError) as raised:
+        entrypoints.on_event(
+            typed(MODEL, "Create", model_props(configuredAudienceModelPolicy="", minMatchingSeedSize=5))
+        )
+    assert str(raised.value) == (
+        "invalid configured audience model properties:\n"
+        "property minMatchingSeedSize (min_matching_seed_size) = 5: must be between 25 and 500000\n"
+        "property configuredAudienceModelPolicy (configured_audience_model_policy) = '': "
+        "must be between 1 and 20480 characters long"
+    )
+    assert endpoint.calls == []
+
+
 def test_unsetting_an_updatable_member_or_changing_a_create_only_one_makes_a_new_model(endpoint: Endpoint) -> None:
     old = model_props()
     arn = deploy(typed(MODEL, "Create", old))["PhysicalResourceId"]
