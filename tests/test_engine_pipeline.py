@@ -80,6 +80,12 @@ def mutations(endpoint: Endpoint, since: int = 0) -> list[str]:
     return [c.operation for c in endpoint.calls[since:] if c.status < 300 and not c.operation.startswith(reads)]
 
 
+@pytest.fixture
+def logged(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.INFO, logger="cdk_cleanrooms_ml")
+    return caplog
+
+
 # -- Audience export jobs ---------------------------------------------------------------------------
 
 
@@ -125,6 +131,21 @@ def test_an_export_of_the_same_name_and_another_size_is_never_adopted(endpoint: 
         entrypoints.on_event(typed(EXPORT, "Create", other))
 
 
+def test_exports_of_the_same_name_on_two_jobs_are_each_read_from_their_own_job(
+    endpoint: Endpoint, job_arn: str
+) -> None:
+    other_job = endpoint.add_job(
+        "Test-Lookalike-def",
+        {"configuredAudienceModelArn": f"arn:aws:cleanrooms-ml:{REGION}:{ACCOUNT}:configured-audience-model/x"},
+    )
+    first = deploy(typed(EXPORT, "Create", export_props(job_arn, NamePrefix=None, name="fixed")))
+    second = deploy(typed(EXPORT, "Create", export_props(other_job, NamePrefix=None, name="fixed")))
+    # Export names are unique per job only: each is found in its own job's listing.
+    assert first["Data"]["AudienceGenerationJobArn"] == job_arn
+    assert second["PhysicalResourceId"] == f"{other_job}|fixed"
+    assert second["Data"]["AudienceGenerationJobArn"] == other_job
+
+
 @pytest.mark.parametrize(
     "quota",
     ["Audience export jobs pending or in progress", "Pending/in progress audience export jobs per customer"],
@@ -155,7 +176,9 @@ def test_a_failed_export_fails_the_deploy_with_the_services_message(endpoint: En
         deploy(typed(EXPORT, "Create", export_props(job_arn)))
 
 
-def test_any_change_starts_a_new_export_and_the_old_one_stays(endpoint: Endpoint, job_arn: str) -> None:
+def test_any_change_starts_a_new_export_and_the_old_one_stays(
+    endpoint: Endpoint, job_arn: str, logged: pytest.LogCaptureFixture
+) -> None:
     old = export_props(job_arn)
     physical = deploy(typed(EXPORT, "Create", old))["PhysicalResourceId"]
     new = export_props(job_arn, audienceSize={"type": "ABSOLUTE", "value": 50000})
@@ -164,6 +187,7 @@ def test_any_change_starts_a_new_export_and_the_old_one_stays(endpoint: Endpoint
     before = len(endpoint.calls)
     deploy(typed(EXPORT, "Delete", old, PhysicalResourceId=physical))  # CloudFormation's cleanup of the old one
     assert mutations(endpoint, before) == [] and len(endpoint.exports(job_arn)) == 2  # nothing deletes an export
+    assert f"audience export job {physical} stays: the API has no call that deletes one" in logged.messages
 
 
 def test_an_export_update_back_changes_nothing(endpoint: Endpoint, job_arn: str) -> None:
@@ -229,12 +253,15 @@ def test_a_redelivered_configured_model_create_is_adopted(endpoint: Endpoint) ->
     assert again["PhysicalResourceId"] == first["PhysicalResourceId"] and len(endpoint.configured_models()) == 1
 
 
-def test_updatable_members_change_in_place_and_the_update_back_sets_them_back(endpoint: Endpoint) -> None:
+def test_updatable_members_change_in_place_and_the_update_back_sets_them_back(
+    endpoint: Endpoint, logged: pytest.LogCaptureFixture
+) -> None:
     old = model_props()
     arn = deploy(typed(MODEL, "Create", old))["PhysicalResourceId"]
     new = model_props(description="for the autumn campaigns", minMatchingSeedSize=1000)
     before = len(endpoint.calls)
     assert deploy(update(MODEL, new, old, arn))["PhysicalResourceId"] == arn
+    assert f"configured audience model {arn} updated in place: description, minMatchingSeedSize" in logged.messages
     (call,) = [c for c in endpoint.calls[before:] if c.operation == "UpdateConfiguredAudienceModel"]
     assert {k for k in call.params if k != "configuredAudienceModelArn"} == {"description", "minMatchingSeedSize"}
     assert endpoint.configured_model(arn)["minMatchingSeedSize"] == 1000  # type: ignore[index]
@@ -267,12 +294,6 @@ POLICY_CALLS = (
 
 def policy_calls(endpoint: Endpoint, since: int = 0) -> list[str]:
     return [c.operation for c in endpoint.calls[since:] if c.operation in POLICY_CALLS]
-
-
-@pytest.fixture
-def logged(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
-    caplog.set_level(logging.INFO, logger="cdk_cleanrooms_ml")
-    return caplog
 
 
 def test_a_model_without_a_policy_never_touches_one(endpoint: Endpoint) -> None:

@@ -243,6 +243,22 @@ def test_a_tags_only_update_starts_nothing_and_a_new_signal_url_in_place_starts_
     assert len(sfn.started) == 2 and sfn.input()["Arn"] == arn2 and sfn.input()["UniqueId"] == "Other5678"
 
 
+def test_an_update_of_a_model_deleted_meanwhile_starts_the_watcher_only_for_a_new_signal_url(
+    endpoint: Endpoint, sfn: StepFunctions
+) -> None:
+    """The watcher then signals the new WaitCondition FAILURE (NOT_FOUND) at once, rather than letting it time out."""
+    plain = props(WaitForCompletion="false")
+    arn = deploy(typed(AUDIENCE_MODEL, "Create", plain))["PhysicalResourceId"]
+    endpoint.remove_audience_model(arn)
+    sfn.accepts()
+    done = deploy(update(AUDIENCE_MODEL, waiting(), plain, arn))
+    assert done["PhysicalResourceId"] == arn and done["Data"]["Status"] == "NOT_FOUND"
+    assert [json.loads(s["input"])["Arn"] for s in sfn.started] == [arn]
+    # The same SignalUrl as before (a tags-only update): its watcher was started with it; nothing new to start.
+    done = deploy(update(AUDIENCE_MODEL, waiting(tags={"team": "ads"}), waiting(), arn))
+    assert done["Data"]["Status"] == "NOT_FOUND" and len(sfn.started) == 1
+
+
 def test_a_delete_starts_nothing(endpoint: Endpoint, sfn: StepFunctions) -> None:
     sfn.accepts()
     arn = deploy(typed(AUDIENCE_MODEL, "Create", waiting()))["PhysicalResourceId"]
