@@ -201,6 +201,24 @@ def test_an_export_update_back_changes_nothing(endpoint: Endpoint, job_arn: str)
     assert mutations(endpoint, before) == []
 
 
+def test_an_export_is_compared_with_what_it_was_made_from_removed_members_included(
+    endpoint: Endpoint, job_arn: str
+) -> None:
+    described = export_props(job_arn, NamePrefix=None, name="fixed", description="top ten percent")
+    physical = deploy(typed(EXPORT, "Create", described))["PhysicalResourceId"]
+    # Removing a member is a change: it needs a new export, which the fixed name cannot have.
+    undescribed = {k: v for k, v in described.items() if k != "description"}
+    with pytest.raises(engine.ResourceError, match="must be replaced because description changed"):
+        entrypoints.on_event(update(EXPORT, undescribed, described, physical))
+    # A size changed and the update back (the export still has the old size): the update back changes nothing.
+    bigger = {**described, "audienceSize": {"type": "PERCENTAGE", "value": 20}}
+    with pytest.raises(engine.ResourceError, match="must be replaced because audienceSize changed"):
+        entrypoints.on_event(update(EXPORT, bigger, described, physical))
+    before = len(endpoint.calls)
+    assert deploy(update(EXPORT, described, bigger, physical))["PhysicalResourceId"] == physical
+    assert mutations(endpoint, before) == []
+
+
 # -- Configured audience models and their policies --------------------------------------------------
 
 
