@@ -122,6 +122,10 @@ def test_a_redelivered_export_is_adopted_not_started_twice(endpoint: Endpoint, j
     first = deploy(typed(EXPORT, "Create", export_props(job_arn)))
     again = deploy(typed(EXPORT, "Create", export_props(job_arn)))
     assert again["PhysicalResourceId"] == first["PhysicalResourceId"] and len(endpoint.exports(job_arn)) == 1
+    handle = first["PhysicalResourceId"]
+    assert f"audience export job {handle}, created by an earlier attempt of this request, is CREATE_FAILED" in (
+        logged.messages
+    )
 
 
 def test_an_export_of_the_same_name_and_another_size_is_never_adopted(endpoint: Endpoint, job_arn: str) -> None:
@@ -174,6 +178,23 @@ def test_a_failed_export_fails_the_deploy_with_the_services_message(endpoint: En
     endpoint.fail_export("Test-Top10-*", "the destination bucket refused the write")
     with pytest.raises(engine.ResourceError, match="CREATE_FAILED .*the destination bucket refused the write"):
         deploy(typed(EXPORT, "Create", export_props(job_arn)))
+
+
+def test_a_redelivered_export_create_whose_export_failed_takes_it_and_reports_the_failure(
+    endpoint: Endpoint, job_arn: str, logged: pytest.LogCaptureFixture
+) -> None:
+    endpoint.fail_export("Test-Top10-*", "the destination bucket refused the write")
+    endpoint.set_export_reads("Test-Top10-*", 0)  # it fails at its first read
+    first = entrypoints.on_event(typed(EXPORT, "Create", export_props(job_arn)))
+    again = {**typed(EXPORT, "Create", export_props(job_arn))}
+    again.update(entrypoints.on_event(again))  # redelivered: the name is held by this request's own failed export
+    assert again["PhysicalResourceId"] == first["PhysicalResourceId"] and len(endpoint.exports(job_arn)) == 1
+    handle = first["PhysicalResourceId"]
+    assert f"audience export job {handle}, created by an earlier attempt of this request, is CREATE_FAILED" in (
+        logged.messages
+    )
+    with pytest.raises(engine.ResourceError, match="CREATE_FAILED .*the destination bucket refused the write"):
+        entrypoints.is_complete(again)
 
 
 def test_any_change_starts_a_new_export_and_the_old_one_stays(
