@@ -446,6 +446,24 @@ def test_a_policy_is_checked_by_its_put_calls_rules_and_named_with_the_models_ot
     assert endpoint.calls == []
 
 
+def test_a_replacement_decided_by_is_complete_that_then_cannot_be_made_is_deleted(retried: Endpoint) -> None:
+    """An Update whose decision on_event left to is_complete starts its new model on one poll; on the next the
+    decision is made again and fails (its audience model was deleted meanwhile): the new model goes with it."""
+    old = model_props()
+    arn = deploy(typed(MODEL, "Create", old))["PhysicalResourceId"]
+    retried.throttle("GetConfiguredAudienceModel", 2)  # on_event cannot read the model: is_complete decides
+    merged = update(MODEL, model_props(audienceSizeConfig=None), old, arn)  # unset: only a new model can do that
+    merged.update(entrypoints.on_event(merged))
+    assert merged[engine.AWAIT] == engine.AWAIT_UPDATE
+    retried.lose_response("PutConfiguredAudienceModelPolicy", 1)  # the new model's first poll does not complete
+    assert entrypoints.is_complete(merged) == {"IsComplete": False}
+    (new,) = [m["arn"] for m in retried.configured_models() if m["arn"] != arn]
+    retried.remove_audience_model(AUDIENCE_MODEL_ARN)
+    with pytest.raises(engine.ResourceError, match="does not exist"):
+        entrypoints.is_complete(merged)
+    assert retried.configured_model(new) is None and retried.configured_model(arn) is not None
+
+
 def test_unsetting_an_updatable_member_or_changing_a_create_only_one_makes_a_new_model(endpoint: Endpoint) -> None:
     old = model_props()
     arn = deploy(typed(MODEL, "Create", old))["PhysicalResourceId"]
