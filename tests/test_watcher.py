@@ -572,6 +572,7 @@ def test_each_signal_carries_the_status_or_error_code_as_its_data(
     caplog.set_level(logging.INFO, logger="cdk_cleanrooms_ml")
     arn = endpoint.add_audience_model("trained")
     watcher.watch(watch_event(arn, signals.url))
+    assert f"audience model {arn} is ACTIVE" in caplog.messages
     assert f"signaled SUCCESS for audience model {arn}" in caplog.messages
     gone = endpoint.add_audience_model("gone")
     endpoint.remove_audience_model(gone)
@@ -616,3 +617,19 @@ def test_a_signal_that_cannot_be_sent_names_the_kind_of_failure(monkeypatch: pyt
         with pytest.raises(watcher.SignalError) as raised:
             watcher.put_signal(f"http://127.0.0.1:{silent.getsockname()[1]}/signal", body)
     assert str(raised.value) == "the signal could not be sent: TimeoutError"
+
+
+def test_the_reasons_of_a_model_leaving_and_of_the_deadline_are_exact(
+    endpoint: Endpoint, signals: SignalReceiver
+) -> None:
+    leaving = endpoint.add_audience_model("leaving", status="DELETE_PENDING")  # no status details to add
+    watcher.watch(watch_event(leaving, signals.url))
+    endpoint.set_training_reads("slow", 50)
+    slow = endpoint.add_audience_model("slow", status="CREATE_IN_PROGRESS")
+    watcher.watch(watch_event(slow, signals.url, deadline=1_700_000_000))
+    assert [b["Reason"] for b in signals.bodies] == [
+        f"audience model {leaving} is DELETE_PENDING",
+        f"audience model {slow} is still CREATE_IN_PROGRESS at the deadline (2023-11-14T22:13:20+00:00, "
+        "SignalTimeoutSeconds after its deploy step): deploy again to wait again, or give the AudienceModel a longer "
+        "timeout",
+    ]
