@@ -131,6 +131,18 @@ def test_an_export_of_the_same_name_and_another_size_is_never_adopted(endpoint: 
         entrypoints.on_event(typed(EXPORT, "Create", other))
 
 
+def test_an_export_whose_name_holds_the_separator_is_found_and_kept_by_its_whole_name(
+    endpoint: Endpoint, job_arn: str
+) -> None:
+    """The physical id is ``<job ARN>|<name>`` and a name may hold "|" (the model's pattern allows it): the id is
+    split at its first "|" only."""
+    piped = export_props(job_arn, NamePrefix=None, name="top|10")
+    done = deploy(typed(EXPORT, "Create", piped))
+    assert done["PhysicalResourceId"] == f"{job_arn}|top|10" and done["Data"]["Name"] == "top|10"
+    again = deploy(update(EXPORT, {**piped, "TimeoutSeconds": "600"}, piped, done["PhysicalResourceId"]))
+    assert again["PhysicalResourceId"] == done["PhysicalResourceId"] and again["Data"]["Status"] == "ACTIVE"
+
+
 def test_exports_of_the_same_name_on_two_jobs_are_each_read_from_their_own_job(
     endpoint: Endpoint, job_arn: str
 ) -> None:
