@@ -365,6 +365,7 @@ def test_a_policy_already_deleted_outside_cloudformation_is_removed_without_erro
 ) -> None:
     old = model_props()
     arn = deploy(typed(MODEL, "Create", old))["PhysicalResourceId"]
+    assert f"configured audience model {arn} is created" in logged.messages  # a type without a status
     assert f"configuredAudienceModelPolicy of {arn} set" in logged.messages
     endpoint.client().delete_configured_audience_model_policy(configuredAudienceModelArn=arn)
     before = len(endpoint.calls)
