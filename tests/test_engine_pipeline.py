@@ -365,7 +365,6 @@ def test_a_policy_already_deleted_outside_cloudformation_is_removed_without_erro
 ) -> None:
     old = model_props()
     arn = deploy(typed(MODEL, "Create", old))["PhysicalResourceId"]
-    assert f"configured audience model {arn} is created" in logged.messages  # a type without a status
     assert f"configuredAudienceModelPolicy of {arn} set" in logged.messages
     endpoint.client().delete_configured_audience_model_policy(configuredAudienceModelArn=arn)
     before = len(endpoint.calls)
@@ -538,9 +537,12 @@ def test_an_association_is_created_in_the_membership_and_tells_its_collaboration
     assert {c.service for c in endpoint.calls if c.operation.startswith("Create")} == {"cleanrooms"}
 
 
-def test_an_association_is_renamed_in_place(endpoint: Endpoint, model_arn: str) -> None:
+def test_an_association_is_renamed_in_place(
+    endpoint: Endpoint, model_arn: str, logged: pytest.LogCaptureFixture
+) -> None:
     old = association_props(model_arn)
     arn = deploy(typed(ASSOCIATION, "Create", old))["PhysicalResourceId"]
+    assert f"configured audience model association {arn} is created" in logged.messages  # it has no status
     new = association_props(model_arn, configuredAudienceModelAssociationName="lookalike-2026")
     done = deploy(update(ASSOCIATION, new, old, arn))
     assert done["PhysicalResourceId"] == arn
