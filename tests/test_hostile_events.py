@@ -15,6 +15,7 @@ from typing import Any
 import engine
 import pytest
 from botocore.stub import Stubber
+from specs import AUDIENCE_EXPORT_JOB, AUDIENCE_GENERATION_JOB
 
 import entrypoints
 import properties
@@ -340,3 +341,18 @@ def test_each_refusal_says_exactly_what_is_wrong(
         entry(delivered)
     assert str(raised.value) == message
     assert attempted == []
+
+
+def test_ownership_is_judged_by_the_whole_arn_or_by_the_parent_of_a_compound_id() -> None:
+    """A physical id another resource (or a hand-edited template) gave: Home.owns decides whether the handler may
+    read, update or delete it. An ARN-identified type owns only a whole ARN; an export (``<job ARN>|<name>``) only
+    a compound id, judged by its job's ARN."""
+    home = service.Home("aws", REGION, ACCOUNT)
+    assert home.owns(AUDIENCE_GENERATION_JOB, JOB_ARN, REGION)
+    assert not home.owns(AUDIENCE_GENERATION_JOB, f"{JOB_ARN}|top10", REGION)  # not a job's ARN, though it starts so
+    assert not home.owns(AUDIENCE_GENERATION_JOB, f"{JOB_ARN}|top10", None)
+    assert home.owns(AUDIENCE_EXPORT_JOB, f"{JOB_ARN}|top10", REGION)
+    assert not home.owns(AUDIENCE_EXPORT_JOB, JOB_ARN, REGION)  # a job's ARN alone names no export
+    assert not home.owns(AUDIENCE_EXPORT_JOB, JOB_ARN, None)
+    assert not home.owns(AUDIENCE_EXPORT_JOB, f"{OTHER_ACCOUNT_JOB}|top10", REGION)
+    assert not home.owns(AUDIENCE_EXPORT_JOB, f"{OTHER_REGION_JOB}|top10", REGION)

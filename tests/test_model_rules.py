@@ -508,3 +508,102 @@ def test_the_handler_lists_every_problem_one_per_line() -> None:
         "property seedAudience (seed_audience) = 'neither': must come from exactly one place: dataSource (S3) or "
         "sqlParameters (a protected query)",
     ]
+
+
+# -- Timestamps and percentage sizes --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "valid"),
+    [
+        ("2024-01-31", True),
+        ("2024-01-31T10:59:59Z", True),  # every field at its largest
+        ("2024-01-31T23:00:00+23:59", True),  # the largest offset
+        ("2024-02-29T00:00", True),  # a leap day
+        ("2024-02-30", False),  # no such day
+        ("2023-02-29", False),
+        ("2024-01-31T24:00:00Z", False),  # hours end at 23
+        ("2024-01-31T10:60:00Z", False),  # minutes at 59
+        ("2024-01-31T10:00:60Z", False),  # seconds at 59
+        ("2024-01-31T10:00:00+24:00", False),  # offsets end at 23:59
+        ("2024-01-31T10:00:00+05:60", False),
+        ("2024-01-31T10:00:00+24:60", False),
+        ("31/01/2024", False),
+    ],
+)
+def test_a_timestamp_is_an_iso_8601_date_and_time_that_exists(text: str, valid: bool) -> None:
+    assert model_rules.is_iso_8601(text) is valid
+    expected = (
+        [] if valid else [Problem("when", text, "must be an ISO 8601 date and time, such as 2024-01-31T00:00:00Z")]
+    )
+    assert problems({"name": "a", "when": text}) == expected
+
+
+def test_a_member_of_a_type_the_handler_cannot_decode_is_named() -> None:
+    blob = botocore.model.ShapeResolver(
+        {"R": {"type": "structure", "members": {"data": {"shape": "B"}}}, "B": {"type": "blob"}}
+    ).get_shape_by_name("R")
+    with pytest.raises(DecodeError) as raised:
+        model_rules.decode({"data": "AAAA"}, blob)
+    assert raised.value.path == "data"
+    assert str(raised.value) == "property data (data): members of type blob are not supported"
+
+
+EXPORT_JOB = "Custom::CleanRoomsMlAudienceExportJob"
+CONFIGURED_MODEL = "Custom::CleanRoomsMlConfiguredAudienceModel"
+PERCENT_RULE = "must be at most 100 for a PERCENTAGE size (the service takes 1-100 percent)"
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [
+        ({"type": "PERCENTAGE", "value": 100}, []),
+        ({"type": "PERCENTAGE", "value": 101}, [Problem("audienceSize.value", 101, PERCENT_RULE)]),
+        ({"type": "ABSOLUTE", "value": 50000}, []),  # the model's range (up to 20,000,000) is the absolute one
+        ({"type": "percentage", "value": 101}, []),  # not the enum's value: the model's check says so
+        ({"type": "PERCENTAGE", "value": True}, []),  # not a number: the model's check says so
+        ({"type": "PERCENTAGE", "value": "101"}, []),
+        ({"value": 101}, []),
+        (None, []),
+        ("PERCENTAGE", []),
+    ],
+)
+def test_an_export_of_a_percentage_takes_at_most_100_percent(size: Any, expected: list[Problem]) -> None:
+    request = {} if size is None else {"audienceSize": size}
+    assert model_rules.documented_rules(EXPORT_JOB, request) == expected
+
+
+def test_a_percentage_known_only_at_deploy_time_is_not_checked() -> None:
+    size = {"type": "PERCENTAGE", "value": 150}
+    export = {"audienceSize": size}
+    assert model_rules.documented_rules(EXPORT_JOB, export, lambda v: v == 150) == []
+    assert model_rules.documented_rules(EXPORT_JOB, export, lambda v: v is size) == []
+    assert model_rules.documented_rules(EXPORT_JOB, export, lambda v: v == 7) == [
+        Problem("audienceSize.value", 150, PERCENT_RULE)
+    ]
+    config = {"audienceSizeType": "PERCENTAGE", "audienceSizeBins": [150]}
+    model = {"audienceSizeConfig": config}
+    assert model_rules.documented_rules(CONFIGURED_MODEL, model, lambda v: v is config) == []
+    assert model_rules.documented_rules(CONFIGURED_MODEL, model, lambda v: v == 150) == []
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        (
+            {"audienceSizeType": "PERCENTAGE", "audienceSizeBins": [5, 101, 100, 250]},
+            [
+                Problem("audienceSizeConfig.audienceSizeBins[1]", 101, PERCENT_RULE),
+                Problem("audienceSizeConfig.audienceSizeBins[3]", 250, PERCENT_RULE),
+            ],
+        ),
+        ({"audienceSizeType": "ABSOLUTE", "audienceSizeBins": [500, 20000]}, []),
+        ({"audienceSizeType": "PERCENTAGE"}, []),  # no bins: the model's check says they are required
+        ({"audienceSizeType": "PERCENTAGE", "audienceSizeBins": 101}, []),
+        ({"audienceSizeBins": [101]}, []),
+        (None, []),
+    ],
+)
+def test_a_configured_model_of_percentages_has_bins_of_at_most_100(config: Any, expected: list[Problem]) -> None:
+    request = {} if config is None else {"audienceSizeConfig": config}
+    assert model_rules.documented_rules(CONFIGURED_MODEL, request) == expected

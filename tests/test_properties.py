@@ -173,3 +173,34 @@ def test_values_too_long_to_fit_are_left_empty_when_no_list_is_left_to_cut() -> 
     spec = SPEC._replace(attributes=(("A", "a"), ("B", "b"), ("C", "c"), ("D", "d")))
     data = properties.attributes(spec, {"a": "a" * 1023, "b": "b" * 1024, "c": "c" * 2000, "d": []})
     assert data == {"A": "a" * 1023, "B": "", "C": "", "D": "[]"}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://cloudformation-waitcondition-us-east-1.s3.amazonaws.com/x",
+        "http://localhost:8080/x",
+        "http://127.0.0.1/x",
+    ],
+)
+def test_a_signal_url_is_https_or_http_to_this_host(url: str) -> None:
+    assert properties.checked_signal_url(url, "SignalUrl") == url
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        (
+            "http://example.com/x?X-Amz-Signature=s3cr3t",
+            "SignalUrl must be an https URL (a WaitConditionHandle's Ref); its value is not shown: it is a credential",
+        ),
+        (
+            "https://[::1/x?X-Amz-Signature=s3cr3t",
+            "SignalUrl is not a valid URL (its value is not shown: it is a credential)",
+        ),
+    ],
+)
+def test_a_signal_url_refused_is_never_repeated(url: str, message: str) -> None:
+    with pytest.raises(properties.PropertyError) as raised:
+        properties.checked_signal_url(url, "SignalUrl")
+    assert str(raised.value) == message

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -242,6 +243,22 @@ def test_a_tags_only_update_starts_nothing_and_a_new_signal_url_in_place_starts_
     assert len(sfn.started) == 2 and sfn.input()["Arn"] == arn2 and sfn.input()["UniqueId"] == "Other5678"
 
 
+def test_an_update_of_a_model_deleted_meanwhile_starts_the_watcher_only_for_a_new_signal_url(
+    endpoint: Endpoint, sfn: StepFunctions
+) -> None:
+    """The watcher then signals the new WaitCondition FAILURE (NOT_FOUND) at once, rather than letting it time out."""
+    plain = props(WaitForCompletion="false")
+    arn = deploy(typed(AUDIENCE_MODEL, "Create", plain))["PhysicalResourceId"]
+    endpoint.remove_audience_model(arn)
+    sfn.accepts()
+    done = deploy(update(AUDIENCE_MODEL, waiting(), plain, arn))
+    assert done["PhysicalResourceId"] == arn and done["Data"]["Status"] == "NOT_FOUND"
+    assert [json.loads(s["input"])["Arn"] for s in sfn.started] == [arn]
+    # The same SignalUrl as before (a tags-only update): its watcher was started with it; nothing new to start.
+    done = deploy(update(AUDIENCE_MODEL, waiting(tags={"team": "ads"}), waiting(), arn))
+    assert done["Data"]["Status"] == "NOT_FOUND" and len(sfn.started) == 1
+
+
 def test_a_delete_starts_nothing(endpoint: Endpoint, sfn: StepFunctions) -> None:
     sfn.accepts()
     arn = deploy(typed(AUDIENCE_MODEL, "Create", waiting()))["PhysicalResourceId"]
@@ -461,3 +478,158 @@ def test_a_model_trained_after_the_start_is_seen_by_the_configured_model(
     assert watcher.watch(sfn.input())["Done"] and signals.bodies[0]["Status"] == "SUCCESS"
     done = deploy(typed(MODEL, "Create", model_props(audienceModelArn=arn)))
     assert endpoint.configured_model(done["PhysicalResourceId"])["audienceModelArn"] == arn  # type: ignore[index]
+
+
+# --------------------------------------------------------------------------------------------------
+# What the watcher says: its messages, its signals' Data, its logs (mutation testing asked for each)
+
+
+A_MODEL = f"arn:aws:cleanrooms-ml:{REGION}:{ACCOUNT}:audience-model/model"
+NO_WATCHER = (
+    ": the provider was made without the audience model watcher. Deploy the stack with this library's "
+    "AudienceModel construct (it adds the watcher to its provider), or set wait_for_completion=False."
+)
+
+
+@pytest.mark.parametrize(
+    ("value", "detail"), [(None, ""), ("CleanRoomsMlAudienceModelWatcher", " (its value is not a state machine ARN)")]
+)
+def test_without_a_state_machine_arn_the_start_says_what_to_do(
+    monkeypatch: pytest.MonkeyPatch, value: str | None, detail: str
+) -> None:
+    if value is None:
+        monkeypatch.delenv(watcher.WATCHER_ARN_ENV, raising=False)
+    else:
+        monkeypatch.setenv(watcher.WATCHER_ARN_ENV, value)
+    with pytest.raises(watcher.WatcherError) as raised:
+        watcher.start(A_MODEL, SIGNAL_URL, "Thing1234", 3600)
+    assert str(raised.value) == (
+        f"the audience model {A_MODEL} is waited for (SignalUrl is set: wait_for_completion=True), but the "
+        f"handler's environment has no state machine ARN in {watcher.WATCHER_ARN_ENV}{detail}{NO_WATCHER}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("code", "needs"),
+    [("AccessDeniedException", " -- the handler role needs states:StartExecution on it"), ("InvalidName", "")],
+)
+def test_a_start_refused_for_good_names_the_state_machine_and_what_the_role_needs(
+    sfn: StepFunctions, code: str, needs: str
+) -> None:
+    sfn.refuses(code)
+    model = A_MODEL
+    with pytest.raises(watcher.WatcherError) as raised:
+        watcher.start(model, SIGNAL_URL, "Thing1234", 3600)
+    assert str(raised.value) == (
+        f"starting the watcher of audience model {model} ({WATCHER_ARN}) failed: {code}: {code} (scripted){needs}"
+    )
+
+
+def test_a_start_and_a_repeated_one_are_logged_with_the_execution_name(
+    sfn: StepFunctions, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="cdk_cleanrooms_ml")
+    sfn.accepts()
+    sfn.refuses("ExecutionAlreadyExists")
+    model = A_MODEL
+    name = watcher.execution_name(model, SIGNAL_URL)
+    watcher.start(model, SIGNAL_URL, "Thing1234", 3600)
+    watcher.start(model, SIGNAL_URL, "Thing1234", 3600)
+    assert caplog.messages[-2:] == [
+        f"started the watcher of {model} (execution {name}, deadline in 3600 s)",
+        f"the watcher of {model} is started already (execution {name})",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"Arn": "not an arn"}, "the watch event's Arn must be an audience model ARN, not 'not an arn'"),
+        (
+            {"Region": "eu-west-1"},
+            "the watch event's Region must be the region of its Arn (us-east-1), not 'eu-west-1'",
+        ),
+        ({"Region": 5}, "the watch event's Region must be the region of its Arn (us-east-1), not 5"),
+        ({"UniqueId": ""}, "the watch event's UniqueId must be a non-empty string"),
+        ({"Deadline": "soon"}, "the watch event's Deadline must be a number (epoch seconds), not 'soon'"),
+        # A value is shown whole up to 80 characters of its repr, else by its first 77 and "...".
+        ({"Arn": "a" * 78}, f"the watch event's Arn must be an audience model ARN, not '{'a' * 78}'"),
+        ({"Arn": "a" * 79}, f"the watch event's Arn must be an audience model ARN, not '{'a' * 76}..."),
+    ],
+)
+def test_a_malformed_watch_event_is_named_exactly(changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(watcher.WatchEventError) as raised:
+        watcher.checked(watch_event(A_MODEL, SIGNAL_URL, **changes))
+    assert str(raised.value) == message
+    with pytest.raises(watcher.WatchEventError) as raised:
+        watcher.checked(["Arn"])
+    assert str(raised.value) == "the watch event must be an object"
+
+
+def test_each_signal_carries_the_status_or_error_code_as_its_data(
+    endpoint: Endpoint, signals: SignalReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="cdk_cleanrooms_ml")
+    arn = endpoint.add_audience_model("trained")
+    watcher.watch(watch_event(arn, signals.url))
+    assert f"audience model {arn} is ACTIVE" in caplog.messages
+    assert f"signaled SUCCESS for audience model {arn}" in caplog.messages
+    gone = endpoint.add_audience_model("gone")
+    endpoint.remove_audience_model(gone)
+    watcher.watch(watch_event(gone, signals.url))
+    endpoint.deny("GetAudienceModel")
+    watcher.watch(watch_event(arn, signals.url))
+    assert [(b["Status"], b["Data"]) for b in signals.bodies] == [
+        ("SUCCESS", "ACTIVE"),
+        ("FAILURE", "NOT_FOUND"),
+        ("FAILURE", "AccessDeniedException"),
+    ]
+
+
+def test_a_read_still_throttled_at_the_deadline_is_signaled_failure_naming_the_error(
+    endpoint: Endpoint, signals: SignalReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="cdk_cleanrooms_ml")
+    arn = endpoint.add_audience_model("trained")
+    endpoint.throttle("GetAudienceModel", 2)
+    assert watcher.watch(watch_event(arn, signals.url))["Done"] is False
+    assert f"reading audience model {arn}: ThrottlingException; reading it again later" in caplog.messages
+    event = watch_event(arn, signals.url, deadline=time.time() - 1)
+    assert watcher.watch(event) == {**event, "Done": True, "WaitSeconds": 0}
+    (body,) = signals.bodies
+    assert body["Status"] == "FAILURE" and body["Data"] == "ThrottlingException"
+    assert body["Reason"].startswith(f"audience model {arn} could not be read by the deadline: ThrottlingException: ")
+
+
+def test_a_signal_that_cannot_be_sent_names_the_kind_of_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    body = {"Status": "SUCCESS", "Reason": "r", "UniqueId": "u", "Data": "ACTIVE"}
+    with socket.socket() as closed:  # a port nobody listens on: the connection is refused
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    with pytest.raises(watcher.SignalError) as raised:
+        watcher.put_signal(f"http://127.0.0.1:{port}/signal?X-Amz-Signature=s3cr3t", body)
+    assert str(raised.value) == "the signal could not be sent: ConnectionRefusedError"
+    # A receiver that accepts the connection and never answers: the PUT gives up after its timeout (shortened here).
+    monkeypatch.setattr(watcher, "PUT_TIMEOUT_SECONDS", 0.5)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        with pytest.raises(watcher.SignalError) as raised:
+            watcher.put_signal(f"http://127.0.0.1:{silent.getsockname()[1]}/signal", body)
+    assert str(raised.value) == "the signal could not be sent: TimeoutError"
+
+
+def test_the_reasons_of_a_model_leaving_and_of_the_deadline_are_exact(
+    endpoint: Endpoint, signals: SignalReceiver
+) -> None:
+    leaving = endpoint.add_audience_model("leaving", status="DELETE_PENDING")  # no status details to add
+    watcher.watch(watch_event(leaving, signals.url))
+    endpoint.set_training_reads("slow", 50)
+    slow = endpoint.add_audience_model("slow", status="CREATE_IN_PROGRESS")
+    watcher.watch(watch_event(slow, signals.url, deadline=1_700_000_000))
+    assert [b["Reason"] for b in signals.bodies] == [
+        f"audience model {leaving} is DELETE_PENDING",
+        f"audience model {slow} is still CREATE_IN_PROGRESS at the deadline (2023-11-14T22:13:20+00:00, "
+        "SignalTimeoutSeconds after its deploy step): deploy again to wait again, or give the AudienceModel a longer "
+        "timeout",
+    ]
