@@ -329,7 +329,10 @@ def _replacing_changes(req: Request, current: dict[str, Any] | None) -> list[str
         return _changes_seen_in(spec, current, req.previous, desired)
     if current is not None and service.request_tag(spec, current) is not None:
         if _made_from(req, current, desired):
-            return specs.unset_members(spec, req.previous or {}, desired)
+            # Made from this very request: only a member it still holds (set outside this request) needs a new
+            # resource to be unset; the Update back of a replacement that added one finds nothing to replace.
+            unset = specs.unset_members(spec, req.previous or {}, desired)
+            return [member for member in unset if current.get(member) is not None]
         if req.previous is not None and _made_from(req, current, req.previous):
             return specs.replacing_members(spec, req.previous, desired) or ["the request"]
         return ["the request"]

@@ -485,6 +485,21 @@ def test_unsetting_an_updatable_member_or_changing_a_create_only_one_makes_a_new
     assert again["PhysicalResourceId"] not in (arn, replaced["PhysicalResourceId"])
 
 
+def test_the_update_back_of_a_replacement_that_added_a_member_changes_nothing(endpoint: Endpoint) -> None:
+    """Adding audienceSizeConfig makes a new model (once set, no value unsets it: its presence is the model's
+    identity). When that update is rolled back, the Update back (new = the first properties, old = the sized ones)
+    reaches the first model, which never had a size config: nothing to replace, nothing to create."""
+    bare = model_props(audienceSizeConfig=None)
+    arn = deploy(typed(MODEL, "Create", bare))["PhysicalResourceId"]
+    sized = model_props()
+    replaced = deploy(update(MODEL, sized, bare, arn))
+    assert replaced["PhysicalResourceId"] != arn
+    since = len(endpoint.calls)
+    back = deploy(update(MODEL, bare, sized, arn))
+    assert back["PhysicalResourceId"] == arn
+    assert [m for m in mutations(endpoint, since) if m.startswith("Create")] == []
+
+
 def test_a_configured_model_in_use_by_a_job_is_not_deleted_and_the_message_says_why(endpoint: Endpoint) -> None:
     arn = deploy(typed(MODEL, "Create", model_props()))["PhysicalResourceId"]
     endpoint.add_job("a-partner-job", {"configuredAudienceModelArn": arn})

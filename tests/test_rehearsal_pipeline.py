@@ -7,6 +7,7 @@ exists that the stack does not own. The handler role's policy is enforced on eve
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -194,6 +195,39 @@ def test_an_in_place_model_update_is_set_back_when_a_later_resource_fails(cdk_ou
         assert model is not None and model["minMatchingSeedSize"] == 500 and not model.get("description")
         assert owned(stack) == before
         sound(endpoint, stack)
+        assert stack.delete().ok
+        sound(endpoint, stack)
+
+
+def test_a_rolled_back_replacement_that_added_a_member_leaves_the_model_as_it_was(
+    cdk_out: Path, endpoint: Endpoint
+) -> None:
+    """The model first deployed without audienceSizeConfig; the next update adds it (a new model: once set, no
+    value unsets it) and fails (the new model's policy is refused). CloudFormation sends the model an Update back
+    (new = the first properties, old = the sized ones) to the first model, which never had a size config: it must
+    change nothing (it once failed here, wedging the stack in UPDATE_ROLLBACK_FAILED)."""
+    with Rehearsal(cdk_out, "Derived", endpoint=endpoint) as stack:
+        assert stack.create().ok
+        sized = copy.deepcopy(stack.template)
+        model_id = only(stack, MODEL)
+
+        def without_size_config(logical_id: str, properties: dict[str, Any]) -> dict[str, Any]:
+            return {k: v for k, v in properties.items() if logical_id != model_id or k != "audienceSizeConfig"}
+
+        unsized = stack.update(change=without_size_config)
+        assert unsized.ok, unsized.reason
+        (bare_arn,) = owned(stack)[MODEL]
+        before = owned(stack)
+        endpoint.deny("PutConfiguredAudienceModelPolicy")
+        outcome = stack.update(sized)  # the size config is back
+        assert outcome.status == "UPDATE_ROLLBACK_COMPLETE", outcome.reason
+        assert outcome.result(only(stack, MODEL), "Update", rollback=True).status == "SUCCESS"
+        assert owned(stack) == before
+        model = endpoint.configured_model(bare_arn)
+        assert model is not None and not model.get("audienceSizeConfig")
+        assert [m["arn"] for m in endpoint.configured_models()] == [bare_arn]  # the failed new model deleted
+        sound(endpoint, stack)
+        endpoint.allow("PutConfiguredAudienceModelPolicy")
         assert stack.delete().ok
         sound(endpoint, stack)
 
