@@ -41,7 +41,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .resource_kit import CREATING, DELETING, AccountState, ServiceError, by_name, iso, paginate, quota_error
+from .resource_kit import (
+    CREATING,
+    DELETING,
+    AccountState,
+    ScriptedOutcomes,
+    ServiceError,
+    by_name,
+    iso,
+    paginate,
+    quota_error,
+)
 
 __all__ = ["PENDING_MODELS_QUOTA", "UNTRAINED_ANSWERS", "AudienceModel", "AudienceModels"]
 
@@ -81,7 +91,7 @@ class AudienceModel:
         }
 
 
-class AudienceModels:
+class AudienceModels(ScriptedOutcomes):
     """CreateAudienceModel, GetAudienceModel, ListAudienceModels, DeleteAudienceModel on one account, the models'
     scripted training (by name or glob pattern, for models created now or later), and the rule configured
     audience models follow."""
@@ -112,8 +122,7 @@ class AudienceModels:
         self.delete_while_training = delete_while_training
         self.untrained_configuration = untrained_configuration
         self.training_seconds = training_seconds
-        self.failures: dict[str, tuple[str, str]] = {}
-        self.reads_by_name: dict[str, int] = {}
+        super().__init__()
 
     def operations(self) -> dict[str, Callable[[dict[str, Any]], dict[str, Any]]]:
         return {
@@ -127,19 +136,7 @@ class AudienceModels:
         return [m for m in self.state.audience_models.values() if by_name({pattern: True}, m.name, False)]
 
     # ----------------------------------------------------------------------------------------------
-    # Scripting
-
-    def fail(self, name: str, message: str, status_code: str) -> None:
-        self.failures[name] = (status_code, message)
-        for model in self.matching(name):
-            if model.status in CREATING:
-                model.failure = (status_code, message)
-
-    def set_reads(self, name: str, reads: int) -> None:
-        self.reads_by_name[name] = reads
-        for model in self.matching(name):
-            if model.status in CREATING:
-                model.reads_until_done = reads
+    # Scripting: fail and set_reads come from ScriptedOutcomes
 
     # ----------------------------------------------------------------------------------------------
     # What configured audience models need to know

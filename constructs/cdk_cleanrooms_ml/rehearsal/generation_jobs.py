@@ -29,7 +29,17 @@ from typing import Any
 from .configured_models import ConfiguredModel, ConfiguredModels
 from .cross_account import ModelOwners
 from .export_jobs import ExportJobs, offered_sizes
-from .resource_kit import CREATING, DELETING, AccountState, ServiceError, by_name, iso, paginate, quota_error
+from .resource_kit import (
+    CREATING,
+    DELETING,
+    AccountState,
+    ScriptedOutcomes,
+    ServiceError,
+    by_name,
+    iso,
+    paginate,
+    quota_error,
+)
 
 __all__ = ["PENDING_QUOTA", "GenerationJobs", "Job", "job_metrics"]
 
@@ -87,7 +97,7 @@ def job_metrics(name: str, sizes: tuple[str, list[int]] | None = None) -> dict[s
     }
 
 
-class GenerationJobs:
+class GenerationJobs(ScriptedOutcomes):
     """StartAudienceGenerationJob, Get..., Delete..., List... on one account, and the jobs' scripted faults
     (by job name or glob pattern, for jobs started now or later)."""
 
@@ -109,8 +119,7 @@ class GenerationJobs:
         self.reads_until_active = reads_until_active
         self.reads_until_deleted = reads_until_deleted
         self.quota = quota
-        self.failures: dict[str, tuple[str, str]] = {}
-        self.reads_by_name: dict[str, int] = {}
+        super().__init__()
         self.delete_failures: dict[str, str] = {}
         #: Other accounts' endpoints whose configured models jobs here may use (``cross_account``).
         self.owners = ModelOwners(state.account, state.partition)
@@ -127,19 +136,7 @@ class GenerationJobs:
         return [job for job in self.state.jobs.values() if by_name({pattern: True}, job.name, False)]
 
     # ----------------------------------------------------------------------------------------------
-    # Scripting
-
-    def fail(self, name: str, message: str, status_code: str) -> None:
-        self.failures[name] = (status_code, message)
-        for job in self.matching(name):
-            if job.status in CREATING:
-                job.failure = (status_code, message)
-
-    def set_reads(self, name: str, reads: int) -> None:
-        self.reads_by_name[name] = reads
-        for job in self.matching(name):
-            if job.status in CREATING:
-                job.reads_until_done = reads
+    # Scripting (fail and set_reads: ScriptedOutcomes)
 
     def fail_delete(self, name: str, message: str) -> None:
         self.delete_failures[name] = message

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from .audience_models import AudienceModel
@@ -27,6 +27,7 @@ __all__ = [
     "CREATING",
     "DELETING",
     "AccountState",
+    "ScriptedOutcomes",
     "ServiceError",
     "Tagging",
     "by_name",
@@ -153,3 +154,34 @@ class Tagging:
 
     def list_tags(self, params: dict[str, Any]) -> dict[str, Any]:
         return {"tags": dict(self.find(params["resourceArn"]).tags)}
+
+
+class _Scriptable(Protocol):
+    status: str
+    failure: tuple[str, str] | None
+    reads_until_done: int
+
+
+class ScriptedOutcomes:
+    """What a family whose resources end by reads (jobs, audience models) is scripted with, by name or glob
+    pattern: the failure a resource ends in, the reads it takes; for resources created later, and for those of
+    that name still being created."""
+
+    def __init__(self) -> None:
+        self.failures: dict[str, tuple[str, str]] = {}
+        self.reads_by_name: dict[str, int] = {}
+
+    def matching(self, pattern: str) -> Sequence[_Scriptable]:
+        raise NotImplementedError
+
+    def fail(self, name: str, message: str, status_code: str) -> None:
+        self.failures[name] = (status_code, message)
+        for resource in self.matching(name):
+            if resource.status in CREATING:
+                resource.failure = (status_code, message)
+
+    def set_reads(self, name: str, reads: int) -> None:
+        self.reads_by_name[name] = reads
+        for resource in self.matching(name):
+            if resource.status in CREATING:
+                resource.reads_until_done = reads
