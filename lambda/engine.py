@@ -329,10 +329,19 @@ def _replacing_changes(req: Request, current: dict[str, Any] | None) -> list[str
         return _changes_seen_in(spec, current, req.previous, desired)
     if current is not None and service.request_tag(spec, current) is not None:
         if _made_from(req, current, desired):
-            # Made from this very request: only a member it still holds (set outside this request) needs a new
-            # resource to be unset; the Update back of a replacement that added one finds nothing to replace.
+            # Made from this very request (the Update back of a replacement finds nothing to replace). A member it
+            # holds that the request leaves out was set outside CloudFormation: no value unsets it in place, and a
+            # new resource would need the name this one holds, so it stays (said here) rather than fail the update.
             unset = specs.unset_members(spec, req.previous or {}, desired)
-            return [member for member in unset if current.get(member) is not None]
+            held = [member for member in unset if current.get(member) is not None]
+            if held:
+                LOG.warning(
+                    "%s %s holds %s, set outside CloudFormation: no value unsets it in place, so it stays",
+                    spec.noun,
+                    req.physical_id,
+                    ", ".join(held),
+                )
+            return []
         if req.previous is not None and _made_from(req, current, req.previous):
             return specs.replacing_members(spec, req.previous, desired) or ["the request"]
         return ["the request"]

@@ -500,6 +500,29 @@ def test_the_update_back_of_a_replacement_that_added_a_member_changes_nothing(en
     assert [m for m in mutations(endpoint, since) if m.startswith("Create")] == []
 
 
+def test_a_member_set_outside_the_stack_that_cannot_be_unset_stays_and_the_log_says_so(
+    endpoint: Endpoint, logged: pytest.LogCaptureFixture
+) -> None:
+    """The same Update back, but the first model was given a size config outside CloudFormation meanwhile. No value
+    unsets it in place, and a new model would need the name the first one holds: failing would fail the rollback
+    (UPDATE_ROLLBACK_FAILED), so the update goes through, the model keeps it, and the log says why."""
+    bare = model_props(audienceSizeConfig=None)
+    arn = deploy(typed(MODEL, "Create", bare))["PhysicalResourceId"]
+    sized = model_props()
+    endpoint.client().update_configured_audience_model(
+        configuredAudienceModelArn=arn, audienceSizeConfig=sized["audienceSizeConfig"]
+    )
+    since = len(endpoint.calls)
+    back = deploy(update(MODEL, bare, sized, arn))
+    assert back["PhysicalResourceId"] == arn
+    assert [m for m in mutations(endpoint, since) if m.startswith(("Create", "Delete"))] == []
+    assert (endpoint.configured_model(arn) or {}).get("audienceSizeConfig")
+    assert (
+        f"configured audience model {arn} holds audienceSizeConfig, set outside CloudFormation: no value unsets it "
+        "in place, so it stays" in logged.text
+    )
+
+
 def test_a_configured_model_in_use_by_a_job_is_not_deleted_and_the_message_says_why(endpoint: Endpoint) -> None:
     arn = deploy(typed(MODEL, "Create", model_props()))["PhysicalResourceId"]
     endpoint.add_job("a-partner-job", {"configuredAudienceModelArn": arn})
