@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from cdk_cleanrooms_ml._watcher import definition as watcher_definition
 from cdk_cleanrooms_ml.rehearsal.clock import SimulatedClock
 from cdk_cleanrooms_ml.rehearsal.state_machine import Execution, StateMachine, TaskResult
 from cdk_cleanrooms_ml.rehearsal.template import TemplateError
@@ -17,22 +18,8 @@ CHECK = "arn:aws:lambda:us-east-1:111122223333:function:watch"
 
 
 def watcher(**overrides: Any) -> str:
-    """The contract's watcher definition (am-contract.md), with states replaced or added."""
-    states: dict[str, Any] = {
-        "Check": {
-            "Type": "Task",
-            "Resource": CHECK,
-            "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 30, "MaxAttempts": 5, "BackoffRate": 2}],
-            "Next": "Done?",
-        },
-        "Done?": {
-            "Type": "Choice",
-            "Choices": [{"Variable": "$.Done", "BooleanEquals": True, "Next": "Signaled"}],
-            "Default": "Wait",
-        },
-        "Wait": {"Type": "Wait", "SecondsPath": "$.WaitSeconds", "Next": "Check"},
-        "Signaled": {"Type": "Succeed"},
-    }
+    """The library's watcher definition (``_watcher.definition``), with states replaced or added."""
+    states: dict[str, Any] = watcher_definition(CHECK)["States"]
     states.update(overrides)
     return json.dumps({"StartAt": "Check", "States": states})
 

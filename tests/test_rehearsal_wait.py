@@ -27,6 +27,7 @@ from aws_cdk import custom_resources as cr
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from cdk_cleanrooms_ml._watcher import definition as watcher_definition
 from cdk_cleanrooms_ml.rehearsal.driver import Rehearsal
 from cdk_cleanrooms_ml.rehearsal.endpoint import Endpoint
 from cdk_cleanrooms_ml.rehearsal.wait_conditions import Handles
@@ -91,27 +92,6 @@ HANDLER = textwrap.dedent(
 )
 MODES = ("Success", "Failure", "Timeout", "Early", "Denied")
 TWELVE_HOURS = 43_200
-
-
-def watcher_definition(function_arn: str) -> dict[str, Any]:
-    return {
-        "StartAt": "Check",
-        "States": {
-            "Check": {
-                "Type": "Task",
-                "Resource": function_arn,
-                "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 30, "MaxAttempts": 5, "BackoffRate": 2}],
-                "Next": "Done?",
-            },
-            "Done?": {
-                "Type": "Choice",
-                "Choices": [{"Variable": "$.Done", "BooleanEquals": True, "Next": "Signaled"}],
-                "Default": "Wait",
-            },
-            "Wait": {"Type": "Wait", "SecondsPath": "$.WaitSeconds", "Next": "Check"},
-            "Signaled": {"Type": "Succeed"},
-        },
-    }
 
 
 @pytest.fixture(scope="module")
