@@ -22,7 +22,7 @@ from aws_cdk import aws_iam as iam
 
 from constructs import Construct
 
-from .iam_statements import SERVICE_PRINCIPAL, acknowledge_wildcards, nag_text
+from .iam_statements import acknowledge_wildcards, cleanrooms_ml_principal, nag_text
 
 if TYPE_CHECKING:  # only in annotations: importing aws_s3/aws_kms costs every synth
     from aws_cdk import aws_kms as kms
@@ -151,17 +151,7 @@ def segment_writer_role(
     existing = stack.node.try_find_child(role_id)
     if isinstance(existing, iam.Role):
         return existing
-    resources = [
-        stack.format_arn(service="cleanrooms-ml", resource=kind, resource_name="*")
-        for kind in ("configured-audience-model", "audience-generation-job")
-    ]
-    principal = iam.ServicePrincipal(
-        SERVICE_PRINCIPAL,
-        conditions={
-            "StringEqualsIfExists": {"aws:SourceAccount": stack.account},
-            "ArnLikeIfExists": {"aws:SourceArn": resources},
-        },
-    )
+    principal = cleanrooms_ml_principal(stack, "configured-audience-model", "audience-generation-job")
     role = iam.Role(
         stack,
         role_id,

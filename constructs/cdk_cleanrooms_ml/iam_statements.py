@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import jsii
-from aws_cdk import Acknowledgment, Aws, CfnResource, Fn, Validations
+from aws_cdk import Acknowledgment, Aws, CfnResource, Fn, Stack, Validations
 from aws_cdk import aws_iam as iam
 
 from constructs import IConstruct, IValidation
@@ -20,6 +20,19 @@ from .references import served_type
 from .validation import arn_parts, is_token
 
 SERVICE_PRINCIPAL = "cleanrooms-ml.amazonaws.com"
+
+
+def cleanrooms_ml_principal(stack: Stack, *resource_types: str) -> iam.ServicePrincipal:
+    """Clean Rooms ML, only on behalf of resources of these types in ``stack``'s account and region: the
+    confused-deputy conditions of the user guide's trust policies (seed, training-data and segment-writer roles)."""
+    arns = [stack.format_arn(service="cleanrooms-ml", resource=kind, resource_name="*") for kind in resource_types]
+    return iam.ServicePrincipal(
+        SERVICE_PRINCIPAL,
+        conditions={
+            "StringEqualsIfExists": {"aws:SourceAccount": stack.account},
+            "ArnLikeIfExists": {"aws:SourceArn": arns[0] if len(arns) == 1 else arns},
+        },
+    )
 
 
 def job_arn_pattern(partition: str = Aws.PARTITION, region: str = Aws.REGION, account: str = Aws.ACCOUNT_ID) -> str:

@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # only in annotations: importing aws_s3 costs every synth ~50
     from aws_cdk import aws_kms as kms
     from aws_cdk import aws_s3 as s3
 
-from .iam_statements import SERVICE_PRINCIPAL, acknowledge_wildcards, nag_text, skip_checkov
+from .iam_statements import acknowledge_wildcards, cleanrooms_ml_principal, nag_text, skip_checkov
 
 __all__ = [
     "SEED_ROLE_ID_PREFIX",
@@ -80,15 +80,7 @@ def seed_location(key: str | None, prefix: str | None) -> tuple[str, str]:
 
 def seed_role_principal(scope: Construct) -> iam.ServicePrincipal:
     """Clean Rooms ML, for audience generation jobs of ``scope``'s stack account and region only."""
-    stack = Stack.of(scope)
-    jobs = stack.format_arn(service="cleanrooms-ml", resource="audience-generation-job", resource_name="*")
-    return iam.ServicePrincipal(
-        SERVICE_PRINCIPAL,
-        conditions={
-            "StringEqualsIfExists": {"aws:SourceAccount": stack.account},
-            "ArnLikeIfExists": {"aws:SourceArn": jobs},
-        },
-    )
+    return cleanrooms_ml_principal(Stack.of(scope), "audience-generation-job")
 
 
 def create_seed_role(

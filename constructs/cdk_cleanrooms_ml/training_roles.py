@@ -27,7 +27,7 @@ from aws_cdk import aws_iam as iam
 
 from constructs import Construct
 
-from .iam_statements import SERVICE_PRINCIPAL, acknowledge_wildcards, nag_text
+from .iam_statements import acknowledge_wildcards, cleanrooms_ml_principal, nag_text
 
 if TYPE_CHECKING:  # only in annotations: importing aws_s3/aws_kms costs every synth
     from aws_cdk import aws_kms as kms
@@ -61,15 +61,7 @@ GLUE_READ_ACTIONS = (
 
 def training_role_principal(scope: Construct) -> iam.ServicePrincipal:
     """Clean Rooms ML, for training datasets of ``scope``'s stack account and region only."""
-    stack = Stack.of(scope)
-    datasets = stack.format_arn(service="cleanrooms-ml", resource="training-dataset", resource_name="*")
-    return iam.ServicePrincipal(
-        SERVICE_PRINCIPAL,
-        conditions={
-            "StringEqualsIfExists": {"aws:SourceAccount": stack.account},
-            "ArnLikeIfExists": {"aws:SourceArn": datasets},
-        },
-    )
+    return cleanrooms_ml_principal(Stack.of(scope), "training-dataset")
 
 
 def training_data_statements(
